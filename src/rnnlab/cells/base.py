@@ -1,0 +1,101 @@
+"""The cell protocol shared by every recurrent cell.
+
+A cell is a NamedTuple of pure functions (convention 1 of DESIGN.md)::
+
+    init(key, in_dim, hidden, init_scale=None) -> params      # dict of named arrays
+    initial_carry(batch_shape, hidden, dtype) -> carry         # NamedTuple, e.g. LSTMCarry(h, c)
+    project(params, x[..., I]) -> xp[..., G*H]                 # input side of every gate, one matmul
+    step_projected(params, carry, xp[B, G*H]) -> (carry, h[B, H])   # hidden side only (the scan body)
+    step(params, carry, x[B, I]) -> (carry, h[B, H])           # = step_projected(project(x))
+    inspect(params, carry, xp) -> (carry, h, gates)            # same math, also returns the gate values
+
+Shapes: B batch, T time, I input, H hidden, G number of gates. Parameters follow PyTorch's
+layout (two bias vectors per gate, gates fused along the last axis) but transposed so that the
+math is ``x @ w``: ``w_i [I, G*H]``, ``w_h [H, G*H]``, ``b_i [G*H]``, ``b_h [G*H]``.
+
+Each cell family writes its gate equations exactly once, in a ``core(params, carry, xp)`` that
+returns ``(carry, h, gates)``; ``step_projected`` drops the gates (XLA removes the dead values).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+Params = dict
+Carry = Any
+
+
+class HiddenCarry(NamedTuple):
+    """Carry of the tanh RNN and both GRUs: the hidden state h [..., H]."""
+
+    h: jax.Array
+
+
+class LSTMCarry(NamedTuple):
+    """Carry of the LSTM: hidden state h and cell state c, both [..., H]. Named, never (h, c) by position."""
+
+    h: jax.Array
+    c: jax.Array
+
+
+class Cell(NamedTuple):
+    name: str
+    num_gates: int
+    gate_names: tuple
+    init: Callable[..., Params]
+    initial_carry: Callable[..., Carry]
+    project: Callable[[Params, jax.Array], jax.Array]
+    step_projected: Callable[[Params, Carry, jax.Array], tuple]
+    step: Callable[[Params, Carry, jax.Array], tuple]
+    inspect: Callable[[Params, Carry, jax.Array], tuple]
+
+
+def uniform_init(key, in_dim: int, hidden: int, num_gates: int, init_scale: float | None) -> Params:
+    """All weights and biases uniform(-s, s): s = init_scale (Zaremba et al.) or 1/sqrt(H) (PyTorch)."""
+    s = (1.0 / hidden**0.5) if init_scale is None else float(init_scale)
+    k1, k2, k3, k4 = jax.random.split(key, 4)
+    gh = num_gates * hidden
+    u = lambda k, shape: jax.random.uniform(k, shape, jnp.float32, -s, s)
+    return {"w_i": u(k1, (in_dim, gh)), "w_h": u(k2, (hidden, gh)), "b_i": u(k3, (gh,)), "b_h": u(k4, (gh,))}
+
+
+def project(params: Params, x: jax.Array) -> jax.Array:
+    """Input side of all gates in one matmul: x[..., I] @ w_i[I, G*H] + b_i -> [..., G*H]."""
+    w = params["w_i"]
+    return jnp.matmul(x.astype(w.dtype), w, preferred_element_type=jnp.float32) + params["b_i"]
+
+
+def hidden_matmul(h: jax.Array, w: jax.Array) -> jax.Array:
+    """h @ w with fp32 accumulation; the operands take w's dtype (bf16 when the model asks for it)."""
+    return jnp.matmul(h.astype(w.dtype), w, preferred_element_type=jnp.float32)
+
+
+def make_cell(name, gate_names, num_gates, init, initial_carry, core) -> Cell:
+    def step_projected(params, carry, xp):
+        carry, h, _ = core(params, carry, xp)
+        return carry, h
+
+    def step(params, carry, x):
+        return step_projected(params, carry, project(params, x))
+
+    return Cell(
+        name=name,
+        num_gates=num_gates,
+        gate_names=tuple(gate_names),
+        init=init,
+        initial_carry=initial_carry,
+        project=project,
+        step_projected=step_projected,
+        step=step,
+        inspect=core,
+    )
+
+
+def zeros_carry(carry_type):
+    def initial_carry(batch_shape, hidden: int, dtype=jnp.float32):
+        shape = tuple(batch_shape) + (hidden,)
+        return carry_type(*[jnp.zeros(shape, dtype) for _ in carry_type._fields])
+
+    return initial_carry
