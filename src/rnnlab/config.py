@@ -1,0 +1,136 @@
+"""base_config(): every field of a run, defined once, with a comment (convention 9).
+
+Configs in ``configs/`` start from ``base_config()`` and change what their study needs; the command
+line overrides any field (``--config.model.cell=gru``). ``validate(cfg)`` turns a bad value into a
+one-line ``RnnlabError`` naming the value and what is allowed.
+"""
+from __future__ import annotations
+
+import json
+
+import ml_collections
+
+from . import RnnlabError
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+TRAIN_MODES = ("teacher_forcing", "scheduled_sampling", "always_sampling", "soft_sampling")
+SCHEDULES = ("constant", "linear", "exponential", "inverse_sigmoid")
+INITS = ("uniform", "pytorch")
+DTYPES = ("float32", "bfloat16")
+WANDB_MODES = ("offline", "online", "disabled")
+
+
+def base_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+
+    c.model = m = ml_collections.ConfigDict()
+    m.cell = "lstm"  # rnn | rnn_relu | gru (reset-after) | gru_cho (reset-before) | lstm
+    m.hidden_size = 200  # H: units per recurrent layer
+    m.embed_size = 0  # E: embedding width; 0 = same as hidden_size
+    m.num_layers = 2  # L: stacked recurrent layers
+    m.dropout = 0.0  # dropout on non-recurrent connections (embedding out, between layers, before readout)
+    m.tie_weights = False  # readout uses the embedding matrix (needs embed_size == hidden_size)
+    m.init = "uniform"  # uniform: U(+-init_scale) everywhere (Zaremba); pytorch: U(+-1/sqrt(H)) for cells
+    m.init_scale = 0.1  # bound of the uniform init when init=uniform
+    m.forget_bias = 1.0  # LSTM initial forget-gate bias (Jozefowicz et al. 2015); Zaremba's code used 0
+    m.unroll = 1  # lax.scan unroll factor of the recurrence (speed only, same numbers)
+    m.matmul_dtype = "float32"  # float32 | bfloat16 operands for the matmuls (fp32 accumulation, fp32 carries)
+
+    c.data = d = ml_collections.ConfigDict()
+    d.name = "ptb"  # ptb | ptb_char | tinyshakespeare | timemachine | text | reber | oracle
+    d.dir = ""  # folder holding the corpora; '' = $RNNLAB_DATA_DIR, else download to the cache
+    d.level = ""  # '' = the corpus' own level; word | char (for text / timemachine)
+    d.path = ""  # for name=text: a UTF-8 file, or a folder with *train* / *valid* (or *val*) / *test* files
+    d.num_train = 200_000  # synthetic sources: tokens in the train split
+    d.num_valid = 20_000  # synthetic sources: tokens in the valid split
+    d.num_test = 20_000  # synthetic sources: tokens in the test split
+    d.seed = 1234  # synthetic sources: seed of the generator (fixed, independent of train.seed)
+
+    c.train = t = ml_collections.ConfigDict()
+    t.seed = 0  # seeds parameter init, dropout and sampling keys (jax.random.key(seed), split by purpose)
+    t.batch_size = 20  # B: parallel streams
+    t.bptt = 20  # T: window length of truncated backprop; the carry passes across windows
+    t.epochs = 13  # passes over the train split
+    t.max_steps = 0  # cap on optimizer steps for short runs; 0 = no cap
+    t.optimizer = "sgd"  # sgd | adam | adamw
+    t.lr = 1.0  # peak learning rate (per-token mean loss; Zaremba's summed-over-time lr 1 = lr bptt here)
+    t.lr_hold_epochs = 4  # keep lr for this many epochs, then multiply by lr_decay each epoch
+    t.lr_decay = 0.5  # per-epoch multiplier after the hold (1.0 = constant)
+    t.warmup_steps = 0  # linear lr warm-up steps (0 = none)
+    t.clip_norm = 5.0  # global-norm gradient clipping (0 = off)
+    t.weight_decay = 0.0  # decoupled weight decay (adamw only)
+    t.mode = "teacher_forcing"  # teacher_forcing | scheduled_sampling | always_sampling | soft_sampling
+    t.log_every = 50  # steps between metrics.jsonl lines
+    t.eval_every = 0  # extra validation every N steps (0 = once per epoch and at the end)
+    t.progress = True  # progress bar on stderr
+
+    c.eval = e = ml_collections.ConfigDict()
+    e.batch_size = 10  # streams for exact valid/test perplexity (every target token counted once)
+    e.bptt = 0  # window length for evaluation; 0 = train.bptt
+
+    c.checkpoint = k = ml_collections.ConfigDict()
+    k.every_steps = 0  # save every N steps (0 = at epoch ends and at the end only)
+    k.keep = 2  # keep the last k checkpoints (plus the best by validation perplexity)
+
+    c.wandb = w = ml_collections.ConfigDict()
+    w.mode = "offline"  # offline (default; sync later with `wandb sync`) | online | disabled
+    w.project = "rnnlab"  # W&B project
+    w.group = ""  # W&B group (the study); '' = none
+    w.name = ""  # W&B run name; '' = the run directory's name
+    return c
+
+
+def _check_choice(value, allowed, field):
+    if value not in allowed:
+        raise RnnlabError(f"{field}={value!r} is not valid; allowed: {', '.join(map(str, allowed))}")
+
+
+def _check_positive(value, field, allow_zero=False):
+    ok = value >= 0 if allow_zero else value > 0
+    if not ok:
+        need = ">= 0" if allow_zero else "> 0"
+        raise RnnlabError(f"{field}={value!r} is not valid; it must be {need}")
+
+
+def validate(cfg) -> None:
+    """Raise RnnlabError (one line) on the first invalid field; names only, no data loaded."""
+    from .cells import CELLS
+    from .data import DATASETS
+
+    _check_choice(cfg.model.cell, sorted(CELLS), "model.cell")
+    _check_choice(cfg.data.name, sorted(DATASETS), "data.name")
+    _check_choice(cfg.train.optimizer, OPTIMIZERS, "train.optimizer")
+    _check_choice(cfg.train.mode, TRAIN_MODES, "train.mode")
+    _check_choice(cfg.model.init, INITS, "model.init")
+    _check_choice(cfg.model.matmul_dtype, DTYPES, "model.matmul_dtype")
+    _check_choice(cfg.wandb.mode, WANDB_MODES, "wandb.mode")
+    if cfg.data.level not in ("", "word", "char"):
+        raise RnnlabError(f"data.level={cfg.data.level!r} is not valid; allowed: '' (corpus default), word, char")
+    for f in ("model.hidden_size", "model.num_layers", "train.batch_size", "train.bptt", "train.epochs",
+              "eval.batch_size", "model.unroll"):
+        sec, name = f.split(".")
+        _check_positive(cfg[sec][name], f)
+    for f in ("model.embed_size", "train.max_steps", "train.lr", "train.clip_norm", "train.log_every",
+              "train.eval_every", "train.warmup_steps", "checkpoint.every_steps", "eval.bptt", "train.lr_hold_epochs"):
+        sec, name = f.split(".")
+        _check_positive(cfg[sec][name], f, allow_zero=True)
+    if not 0.0 <= cfg.model.dropout < 1.0:
+        raise RnnlabError(f"model.dropout={cfg.model.dropout!r} is not valid; it must be in [0, 1)")
+    if not 0.0 < cfg.train.lr_decay <= 1.0:
+        raise RnnlabError(f"train.lr_decay={cfg.train.lr_decay!r} is not valid; it must be in (0, 1]")
+    if cfg.model.tie_weights and cfg.model.embed_size not in (0, cfg.model.hidden_size):
+        raise RnnlabError(
+            f"model.tie_weights=True needs model.embed_size == model.hidden_size "
+            f"(got {cfg.model.embed_size} vs {cfg.model.hidden_size}); set embed_size=0"
+        )
+    if "schedule" in cfg.train:
+        _check_choice(cfg.train.schedule.kind, SCHEDULES, "train.schedule.kind")
+
+
+def to_dict(cfg) -> dict:
+    """Plain JSON-able dict of a ConfigDict (what config.json holds)."""
+    return json.loads(cfg.to_json())
+
+
+def from_dict(d: dict) -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict(d)

@@ -1,0 +1,125 @@
+"""The language model: embedding -> L recurrent layers -> readout.
+
+Flax linen holds the parameters and the standard layers (``nn.Embed``, ``nn.Dense``,
+``nn.Dropout``); the recurrent math stays in the pure cell functions, called through
+``unroll.py``. Each layer's parameters are one ``self.param`` whose value is the cell's own
+param dict, so ``params['layer_0']['w_h']`` is exactly what ``cell.step`` receives.
+
+Shapes: tokens are time-major inside (T, B); the public ``__call__`` takes [B, T] tokens, transposes
+the integer ids only (cheap), and returns logits [B, T, V].
+
+Dropout (Zaremba et al. 2014) is applied to the non-recurrent connections only: the embedding
+output, between layers, and before the readout; never to the carry.
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from .cells import get_cell
+from .unroll import unroll as unroll_layers
+
+
+def _uniform(scale):
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -scale, scale)
+
+    return init
+
+
+class LanguageModel(nn.Module):
+    vocab_size: int
+    cell: str = "lstm"
+    hidden_size: int = 200
+    num_layers: int = 2
+    embed_size: int = 0
+    dropout: float = 0.0
+    tie_weights: bool = False
+    init_scheme: str = "uniform"  # uniform: U(+-init_scale) everywhere | pytorch: U(+-1/sqrt(H)) cells and readout, U(+-0.1) embedding
+    init_scale: float = 0.1
+    forget_bias: float | None = 1.0
+    unroll: int = 1
+    matmul_dtype: str = "float32"
+
+    @property
+    def cell_fns(self):
+        return get_cell(self.cell, forget_bias=self.forget_bias)
+
+    def setup(self):
+        E = self.embed_size or self.hidden_size
+        scale = self.init_scale if self.init_scheme == "uniform" else 0.1
+        cell_scale = self.init_scale if self.init_scheme == "uniform" else None
+        cell = self.cell_fns
+        self.embedding = nn.Embed(self.vocab_size, E, embedding_init=_uniform(scale))
+        self.layers = [
+            self.param(f"layer_{i}", partial(cell.init, in_dim=E if i == 0 else self.hidden_size,
+                                              hidden=self.hidden_size, init_scale=cell_scale))
+            for i in range(self.num_layers)
+        ]
+        if self.tie_weights:
+            self.readout_bias = self.param("readout_bias", nn.initializers.zeros, (self.vocab_size,))
+        else:
+            bound = scale if self.init_scheme == "uniform" else 1.0 / self.hidden_size**0.5
+            self.readout = nn.Dense(self.vocab_size, kernel_init=_uniform(bound), bias_init=_uniform(bound))
+        self.drop = nn.Dropout(self.dropout)
+
+    # -- pieces, so that other unrolls (scheduled sampling, inspection) reuse the same parameters --
+    def layer_params(self):
+        """The per-layer cell params, cast to matmul_dtype for the weight matrices (bf16 option)."""
+        if self.matmul_dtype == "float32":
+            return list(self.layers)
+        dt = jnp.dtype(self.matmul_dtype)
+        return [{k: (v.astype(dt) if k.startswith("w_") else v) for k, v in p.items()} for p in self.layers]
+
+    def embed(self, tokens, *, train: bool = False):
+        """tokens [...] int -> embeddings [..., E], with dropout when training."""
+        return self.drop(self.embedding(tokens), deterministic=not train)
+
+    def embed_soft(self, probs):
+        """probs [..., V] -> probability-weighted mix of embeddings [..., E] (soft feedback)."""
+        return probs @ self.embedding.embedding
+
+    def logits(self, h, *, train: bool = False):
+        """h [..., H] -> logits [..., V], with dropout on h when training."""
+        h = self.drop(h, deterministic=not train)
+        if self.tie_weights:
+            return self.embedding.attend(h) + self.readout_bias
+        return self.readout(h)
+
+    def dropout_between(self, train: bool):
+        return lambda i, h: self.drop(h, deterministic=not train)
+
+    def __call__(self, tokens, carries, *, train: bool = False):
+        """tokens [B, T] int32, carries (one per layer) -> (logits [B, T, V], carries)."""
+        xs = self.embed(tokens.T, train=train)  # [T, B, E]
+        carries, hs = unroll_layers(self.cell_fns, self.layer_params(), carries, xs,
+                                    between=self.dropout_between(train), unroll=self.unroll)
+        logits = self.logits(hs, train=train)  # [T, B, V]
+        return jnp.swapaxes(logits, 0, 1), carries
+
+
+def initial_carries(cell_name: str, num_layers: int, batch_size: int, hidden_size: int, forget_bias=1.0):
+    """Zero carries for every layer: a tuple of HiddenCarry / LSTMCarry with [B, H] fields."""
+    cell = get_cell(cell_name, forget_bias=forget_bias)
+    return tuple(cell.initial_carry((batch_size,), hidden_size) for _ in range(num_layers))
+
+
+def build_model(cfg, vocab_size: int) -> LanguageModel:
+    m = cfg.model
+    return LanguageModel(
+        vocab_size=vocab_size, cell=m.cell, hidden_size=m.hidden_size, num_layers=m.num_layers,
+        embed_size=m.embed_size, dropout=m.dropout, tie_weights=m.tie_weights, init_scheme=m.init,
+        init_scale=m.init_scale, forget_bias=m.forget_bias, unroll=m.unroll, matmul_dtype=m.matmul_dtype,
+    )
+
+
+def model_carries(cfg, batch_size: int):
+    m = cfg.model
+    return initial_carries(m.cell, m.num_layers, batch_size, m.hidden_size, m.forget_bias)
+
+
+def count_params(params) -> int:
+    return int(sum(x.size for x in jax.tree_util.tree_leaves(params)))
