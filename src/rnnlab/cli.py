@@ -7,6 +7,7 @@ as one line ``error: ...`` on stderr with exit status 2: never a traceback.
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 from absl import flags
@@ -25,19 +26,48 @@ def _first_line(e: BaseException) -> str:
     return lines[0] if lines else type(e).__name__
 
 
+def _last_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return lines[-1] if lines else type(e).__name__
+
+
+def _override_error(e: BaseException, argv) -> str:
+    """One line for a failed --config.a.b=value override: the field and what is allowed."""
+    text = str(e.args[0] if e.args else e).replace("\\n", "\n")
+    parts = [p.strip(" '\"") for p in text.splitlines() if p.strip()]
+    names = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", parts[0]) if parts else []
+    key = names[0] if names else "?"
+    hint = next((p for p in parts[1:] if p.lower().startswith("did you mean")), "")
+    arg = next((a.split("=")[0] for a in argv if a.startswith("--config.") and
+                key in a.split("=")[0].split(".")), f"--config...{key}")
+    return (f"{arg[2:]} is not a config field" + (f" ({hint.rstrip('?')}?)" if hint else "") +
+            "; see the fields in src/rnnlab/config.py or the config's printed config.json")
+
+
 def parse_flags(argv=None):
-    """Parse absl flags; turn any parsing error (unknown field, wrong type, missing file) into one line."""
+    """Parse absl flags; turn any parsing error (unknown field, wrong type, missing or broken config
+    file) into one line and exit 2."""
     argv = list(sys.argv if argv is None else argv)
     try:
-        return flags.FLAGS(argv)
+        rest = flags.FLAGS(argv)
+        if "config" in flags.FLAGS:
+            list(flags.FLAGS.config.keys())  # config files load lazily: load now, inside this error handling
+        return rest
     except flags.Error as e:
-        msg = _first_line(e)
-        # absl words override errors around the flag's name; say what is allowed
-        if "Could not find" in msg or "does not exist" in msg or "KeyError" in msg:
-            msg += " (no such config field; list the fields with --helpfull or read src/rnnlab/config.py)"
-        die(msg)
-    except (FileNotFoundError, OSError) as e:
+        cause = e.__cause__ or e.__context__
+        while cause is not None and not isinstance(cause, (KeyError, AttributeError)):
+            cause = cause.__cause__ or cause.__context__
+        if isinstance(cause, (KeyError, AttributeError)):
+            die(_override_error(cause, argv))
         die(_first_line(e))
+    except (KeyError, AttributeError) as e:
+        die(_override_error(e, argv))
+    except OSError as e:
+        cfg_arg = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), "?")
+        reason = (e.__cause__.strerror if isinstance(e.__cause__, OSError) else None) or _last_line(e)
+        die(f"cannot load config file {cfg_arg!r}: {reason}; pass --config=configs/<name>.py (see configs/)")
+    except Exception as e:  # a config file that raises while loading
+        die(f"could not load the config: {type(e).__name__}: {_first_line(e)}")
 
 
 def main_wrapper(fn):

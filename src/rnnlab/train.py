@@ -157,8 +157,8 @@ def _diff(a: dict, b: dict, prefix=()) -> list[str]:
     return out
 
 
-def check_workdir_config(workdir: Path, cfg) -> None:
-    """Write config.json, or refuse a run directory that holds a different run's config."""
+def check_workdir_config(workdir: Path, cfg, write: bool = True) -> None:
+    """Refuse a run directory that holds a different run's config; else write config.json."""
     path = workdir / "config.json"
     new = to_dict(cfg)
     if path.exists():
@@ -171,7 +171,8 @@ def check_workdir_config(workdir: Path, cfg) -> None:
             shown = "; ".join(diff[:3]) + (f"; and {len(diff) - 3} more" if len(diff) > 3 else "")
             raise RnnlabError(f"workdir {workdir} holds a different run's config ({shown}); "
                               f"use another --workdir or the same config")
-    write_json(path, new)
+    if write:
+        write_json(path, new)
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -181,8 +182,7 @@ def train_and_evaluate(cfg, workdir, *, run_name: str | None = None, config_file
     a finished run is not trained again. Returns the summary."""
     validate(cfg)
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    check_workdir_config(workdir, cfg)
+    check_workdir_config(workdir, cfg, write=False)
     summary_path = workdir / "summary.json"
     if summary_path.exists():
         done = json.loads(summary_path.read_text())
@@ -191,6 +191,8 @@ def train_and_evaluate(cfg, workdir, *, run_name: str | None = None, config_file
     t_start = time.perf_counter()
 
     corpus = load_corpus(cfg.data)
+    workdir.mkdir(parents=True, exist_ok=True)
+    check_workdir_config(workdir, cfg)  # only now that the config and the data are known to be good
     write_json(workdir / "vocab.json", corpus.vocab.to_json())
     model = build_model(cfg, corpus.vocab.size)
     B, T = cfg.train.batch_size, cfg.train.bptt
