@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from .cells import get_cell
+from .cells.base import add_bias
 from .unroll import unroll as unroll_layers
 
 
@@ -86,7 +87,7 @@ class LanguageModel(nn.Module):
         """h [..., H] -> logits [..., V], with dropout on h when training."""
         h = self.drop(h, deterministic=not train)
         if self.tie_weights:
-            return self.embedding.attend(h) + self.readout_bias
+            return add_bias(self.embedding.attend(h), self.readout_bias)
         return self.readout(h)
 
     def dropout_between(self, train: bool):

@@ -35,20 +35,28 @@ def filter_logits(logits, *, temperature: float = 1.0, top_k: int = 0, top_p: fl
 
 def next_token(logits, key, *, greedy: bool = False, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0):
     """logits [B, V] -> tokens [B] int32 (argmax when greedy or temperature == 0)."""
-    if greedy or temperature == 0:
+    if greedy:
         return jnp.argmax(logits, axis=-1).astype(jnp.int32)
     filtered = filter_logits(logits, temperature=temperature, top_k=top_k, top_p=top_p)
     return jax.random.categorical(key, filtered, axis=-1).astype(jnp.int32)
 
 
-@partial(jax.jit, static_argnames=("model", "length", "greedy", "top_k", "return_logits"))
 def generate(model, params, prompt, length: int, key, *, temperature: float = 1.0, top_k: int = 0,
              top_p: float = 1.0, greedy: bool = False, return_logits: bool = False):
-    """prompt [B, P] int32 (P >= 1) -> generated tokens [B, length] (and their logits [B, length, V]).
+    """prompt [B, P] int32 (P >= 1) -> generated tokens [B, length] (and the logits each token was
+    drawn from, [B, length, V]). Temperature 0 means greedy (argmax).
 
     The model is run over the whole prompt to warm the carry (teacher-forced), then ``length``
-    tokens are drawn one by one inside a single lax.scan.
+    tokens are drawn one by one inside a single lax.scan (one compiled program per shape).
     """
+    greedy = bool(greedy or temperature == 0)
+    return _generate(model, params, jnp.asarray(prompt, jnp.int32), length, key,
+                     jnp.float32(1.0 if greedy else temperature), int(top_k), float(top_p), greedy,
+                     return_logits)
+
+
+@partial(jax.jit, static_argnames=("model", "length", "top_k", "top_p", "greedy", "return_logits"))
+def _generate(model, params, prompt, length, key, temperature, top_k, top_p, greedy, return_logits):
     B = prompt.shape[0]
     carries = initial_carries(model.cell, model.num_layers, B, model.hidden_size, model.forget_bias)
     logits, carries = model.apply({"params": params}, prompt, carries)

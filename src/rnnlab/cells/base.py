@@ -61,10 +61,15 @@ def uniform_init(key, in_dim: int, hidden: int, num_gates: int, init_scale: floa
     return {"w_i": u(k1, (in_dim, gh)), "w_h": u(k2, (hidden, gh)), "b_i": u(k3, (gh,)), "b_h": u(k4, (gh,))}
 
 
+def add_bias(y: jax.Array, b: jax.Array) -> jax.Array:
+    """y[..., N] + b[N] with the broadcast written out (the tests run with rank promotion = raise)."""
+    return y + b.reshape((1,) * (y.ndim - 1) + b.shape)
+
+
 def project(params: Params, x: jax.Array) -> jax.Array:
     """Input side of all gates in one matmul: x[..., I] @ w_i[I, G*H] + b_i -> [..., G*H]."""
     w = params["w_i"]
-    return jnp.matmul(x.astype(w.dtype), w, preferred_element_type=jnp.float32) + params["b_i"]
+    return add_bias(jnp.matmul(x.astype(w.dtype), w, preferred_element_type=jnp.float32), params["b_i"])
 
 
 def hidden_matmul(h: jax.Array, w: jax.Array) -> jax.Array:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from .base import HiddenCarry, hidden_matmul, make_cell, uniform_init, zeros_carry
+from .base import HiddenCarry, add_bias, hidden_matmul, make_cell, uniform_init, zeros_carry
 
 
 def _init(key, in_dim, hidden, init_scale=None):
@@ -35,7 +35,7 @@ def _init(key, in_dim, hidden, init_scale=None):
 def _core_reset_after(params, carry, xp):
     h = carry.h
     xr, xz, xn = jnp.split(xp, 3, axis=-1)
-    hr, hz, hn = jnp.split(hidden_matmul(h, params["w_h"]) + params["b_h"], 3, axis=-1)
+    hr, hz, hn = jnp.split(add_bias(hidden_matmul(h, params["w_h"]), params["b_h"]), 3, axis=-1)
     r = jax.nn.sigmoid(xr + hr)
     z = jax.nn.sigmoid(xz + hz)
     n = jnp.tanh(xn + r * hn)
@@ -48,10 +48,10 @@ def _core_reset_before(params, carry, xp):
     H = h.shape[-1]
     w_h, b_h = params["w_h"], params["b_h"]
     xr, xz, xn = jnp.split(xp, 3, axis=-1)
-    hr, hz = jnp.split(hidden_matmul(h, w_h[:, : 2 * H]) + b_h[: 2 * H], 2, axis=-1)
+    hr, hz = jnp.split(add_bias(hidden_matmul(h, w_h[:, : 2 * H]), b_h[: 2 * H]), 2, axis=-1)
     r = jax.nn.sigmoid(xr + hr)
     z = jax.nn.sigmoid(xz + hz)
-    n = jnp.tanh(xn + hidden_matmul(r * h, w_h[:, 2 * H :]) + b_h[2 * H :])
+    n = jnp.tanh(xn + add_bias(hidden_matmul(r * h, w_h[:, 2 * H :]), b_h[2 * H :]))
     h_new = (1.0 - z) * n + z * h
     return HiddenCarry(h_new), h_new, {"r": r, "z": z, "n": n}
 

@@ -17,11 +17,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from .base import LSTMCarry, hidden_matmul, make_cell, uniform_init, zeros_carry
+from .base import LSTMCarry, add_bias, hidden_matmul, make_cell, uniform_init, zeros_carry
 
 
 def _core(params, carry, xp):
-    gates = xp + hidden_matmul(carry.h, params["w_h"]) + params["b_h"]
+    gates = xp + add_bias(hidden_matmul(carry.h, params["w_h"]), params["b_h"])
     i, f, g, o = jnp.split(gates, 4, axis=-1)
     i, f, g, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
     c = f * carry.c + i * g

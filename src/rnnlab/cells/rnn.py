@@ -7,7 +7,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from .base import HiddenCarry, hidden_matmul, make_cell, uniform_init, zeros_carry
+from .base import HiddenCarry, add_bias, hidden_matmul, make_cell, uniform_init, zeros_carry
 
 
 def make_rnn(activation: str = "tanh"):
@@ -17,7 +17,7 @@ def make_rnn(activation: str = "tanh"):
         return uniform_init(key, in_dim, hidden, 1, init_scale)
 
     def core(params, carry, xp):
-        h = act(xp + hidden_matmul(carry.h, params["w_h"]) + params["b_h"])
+        h = act(xp + add_bias(hidden_matmul(carry.h, params["w_h"]), params["b_h"]))
         return HiddenCarry(h), h, {"h": h}
 
     name = "rnn" if activation == "tanh" else f"rnn_{activation}"
