@@ -8,6 +8,7 @@ key is ``fold_in(purpose_key, state.step)``, so a resumed run draws the same num
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -16,6 +17,7 @@ import subprocess
 import time
 from functools import partial
 from pathlib import Path
+from typing import Any, Callable
 
 import flax
 import jax
@@ -140,7 +142,7 @@ def environment() -> dict:
 # ----------------------------------------------------------------------------- run directory
 # Fields that may differ between two invocations of the same run (where output goes, how it is shown).
 RUN_NEUTRAL = {("train", "progress"), ("data", "dir"), ("wandb", "mode"), ("wandb", "project"),
-               ("wandb", "group"), ("wandb", "name")}
+               ("wandb", "group"), ("wandb", "name"), ("wandb", "entity")}
 
 
 def _diff(a: dict, b: dict, prefix=()) -> list[str]:
@@ -176,24 +178,26 @@ def check_workdir_config(workdir: Path, cfg, write: bool = True) -> None:
 
 
 # ----------------------------------------------------------------------------- the loop
-def train_and_evaluate(cfg, workdir, *, run_name: str | None = None, config_file: str = "") -> dict:
-    """Train one language model and write config.json, metrics.jsonl, summary.json (and
-    checkpoints) under ``workdir``. Re-running the same command resumes from the latest checkpoint;
-    a finished run is not trained again. Returns the summary."""
-    validate(cfg)
-    workdir = Path(workdir)
-    check_workdir_config(workdir, cfg, write=False)
-    summary_path = workdir / "summary.json"
-    if summary_path.exists():
-        done = json.loads(summary_path.read_text())
-        if done.get("status") == "finished":
-            return done
-    t_start = time.perf_counter()
+# train_and_evaluate = prepare (shared by every seed of a config) + one RunRecorder (the host side
+# of one run directory) + train_loop (the steps). multiseed.py drives the same pieces with several
+# recorders and the step vmapped over seeds, so both write identical run directories.
+@dataclasses.dataclass
+class Setup:
+    """What every run of one configuration shares, whatever its train.seed: data, model, optimizer."""
+    corpus: Any  # data.Corpus
+    model: Any  # model.LanguageModel
+    x_tr: np.ndarray  # [W, B, T] train windows (inputs)
+    y_tr: np.ndarray  # [W, B, T] targets
+    steps_per_epoch: int  # W
+    total_steps: int
+    tx: optax.GradientTransformation
+    lr_fn: optax.Schedule
+    eval_fn: Callable
 
+
+def prepare(cfg) -> Setup:
+    """Load the corpus, build the model, the train windows and the optimizer (no run directory)."""
     corpus = load_corpus(cfg.data)
-    workdir.mkdir(parents=True, exist_ok=True)
-    check_workdir_config(workdir, cfg)  # only now that the config and the data are known to be good
-    write_json(workdir / "vocab.json", corpus.vocab.to_json())
     model = build_model(cfg, corpus.vocab.size)
     B, T = cfg.train.batch_size, cfg.train.bptt
     x_tr, y_tr = train_windows(corpus.train, B, T)
@@ -204,107 +208,217 @@ def train_and_evaluate(cfg, workdir, *, run_name: str | None = None, config_file
     total_steps = cfg.train.epochs * W
     if cfg.train.max_steps:
         total_steps = min(total_steps, cfg.train.max_steps)
-
     tx, lr_fn = make_optimizer(cfg, W)
-    keys = split_keys(cfg.train.seed)
-    state = create_train_state(cfg, model, tx, keys["init"])
-    num_params = count_params(state.params)
+    return Setup(corpus, model, x_tr, y_tr, W, total_steps, tx, lr_fn, make_eval_fn(model))
 
-    ckpt = Checkpointer(workdir, cfg.checkpoint.keep)
-    meta = {"best_val_ppl": math.inf, "history": [], "acc": None, "train_time": 0.0, "train_tokens": 0,
-            "wall_s": 0.0, "compile_s": 0.0}
-    restored = ckpt.restore(state)
-    resume_step = None
-    if restored is not None:
-        state, meta = restored
-        state = jax.tree_util.tree_map(jnp.asarray, state)
-        resume_step = int(state.step)
-    wall_prev = meta["wall_s"]  # time spent by earlier (interrupted) processes of this run
 
-    run_name = run_name or workdir.name
-    logger = make_loggers(cfg, workdir, total_steps=total_steps, resume_step=resume_step, run_name=run_name)
-    step_fn = jax.jit(make_train_step(model, tx, cfg), donate_argnums=0)
-    eval_fn = make_eval_fn(model)
-    level = corpus.level
+def finished_summary(workdir) -> dict | None:
+    """The run's summary.json if it says status finished, else None."""
+    path = Path(workdir) / "summary.json"
+    if path.exists():
+        try:
+            done = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            return None
+        if done.get("status") == "finished":
+            return done
+    return None
 
-    def validate_now(step):
-        v = evaluate(model, state.params, corpus.valid, cfg, level, eval_fn)
-        epoch = step / W
-        improved = v["ppl"] < meta["best_val_ppl"]
+
+class RunRecorder:
+    """The host side of one run directory while it trains: checkpoints, the loggers and ``meta``
+    (best validation perplexity, history, running metric sums, time); ``finish`` writes summary.json.
+    ``train_loop`` drives one recorder per run in the program (several when seeds are vmapped)."""
+
+    def __init__(self, cfg, workdir, setup: Setup, *, run_name: str, config_file: str = "", t_start: float):
+        self.cfg, self.workdir, self.setup = cfg, Path(workdir), setup
+        self.run_name, self.config_file, self.t_start = run_name, config_file, t_start
+        self.ckpt = Checkpointer(self.workdir, cfg.checkpoint.keep)
+        self.meta = {"best_val_ppl": math.inf, "history": [], "acc": None, "train_time": 0.0, "train_tokens": 0,
+                     "wall_s": 0.0, "compile_s": 0.0}
+        self.resume_step = None
+        self.wall_prev = 0.0  # time spent by earlier (interrupted) processes of this run
+        self.logger = None
+
+    def start(self, state: TrainState) -> TrainState:
+        """Restore the latest checkpoint if there is one (-> the state to continue from) and open the loggers."""
+        restored = self.ckpt.restore(state)
+        if restored is not None:
+            state, self.meta = restored
+            state = jax.tree_util.tree_map(jnp.asarray, state)
+            self.resume_step = int(state.step)
+        self.wall_prev = self.meta["wall_s"]
+        self.logger = make_loggers(self.cfg, self.workdir, total_steps=self.setup.total_steps,
+                                   resume_step=self.resume_step, run_name=self.run_name)
+        return state
+
+    def wall(self, now: float | None = None) -> float:
+        """Seconds since the run began, over all its processes."""
+        return self.wall_prev + ((time.perf_counter() if now is None else now) - self.t_start)
+
+    def log_train(self, step: int, a: dict, dt: float, tokens: int, now: float) -> None:
+        """Log the train metrics summed over the last log window (``a``: host floats)."""
+        tps = tokens / dt if dt > 0 and tokens else 0.0
+        self.meta["train_time"] += dt
+        self.meta["train_tokens"] += tokens
+        loss = a["nll_sum"] / a["count"]
+        self.logger.log(step, {"epoch": step / self.setup.steps_per_epoch, "train/loss": loss,
+                               "train/ppl": math.exp(min(loss, 700)),
+                               "train/grad_norm": a["grad_norm_sum"] / a["steps"], "train/eps": a["eps"] / a["steps"],
+                               "train/lr": float(self.setup.lr_fn(step - 1)), "train/tokens_per_sec": tps,
+                               "wall_s": self.wall(now)})
+
+    def validate(self, step: int, params) -> bool:
+        """Validation perplexity now; logs it and returns whether it improved on the best so far."""
+        s = self.setup
+        v = evaluate(s.model, params, s.corpus.valid, self.cfg, s.corpus.level, s.eval_fn)
+        epoch = step / s.steps_per_epoch
+        improved = v["ppl"] < self.meta["best_val_ppl"]
         if improved:
-            meta["best_val_ppl"] = v["ppl"]
-        meta["history"].append({"step": step, "epoch": epoch, "val_ppl": v["ppl"]})
-        rec = {"epoch": epoch, "val/loss": v["loss"], "val/ppl": v["ppl"], "val/best_ppl": meta["best_val_ppl"]}
+            self.meta["best_val_ppl"] = v["ppl"]
+        self.meta["history"].append({"step": step, "epoch": epoch, "val_ppl": v["ppl"]})
+        rec = {"epoch": epoch, "val/loss": v["loss"], "val/ppl": v["ppl"], "val/best_ppl": self.meta["best_val_ppl"],
+               "wall_s": self.wall()}  # seconds since the run began (plots)
         if "bpc" in v:
             rec["val/bpc"] = v["bpc"]
-        logger.log(step, rec)
-        return v, improved
+        self.logger.log(step, rec)
+        return improved
 
-    acc = None if meta["acc"] is None else {k: jnp.float32(v) for k, v in meta["acc"].items()}
-    step = int(state.step)
-    log_every, ck_every, ev_every = cfg.train.log_every, cfg.checkpoint.every_steps, cfg.train.eval_every
-    t_window = time.perf_counter()
-    tokens_window = 0
-    try:
-        while step < total_steps:
-            w = step % W
-            if w == 0:
-                state = state.replace(carries=model_carries(cfg, B))
-            t0 = time.perf_counter()
-            state, m = step_fn(state, (x_tr[w], y_tr[w]), keys["dropout"])
-            if step == (resume_step or 0):  # first step of this process: compile time
-                jax.block_until_ready(state.params)
-                meta["compile_s"] = time.perf_counter() - t0
-                t_window = time.perf_counter()
-            else:
-                tokens_window += B * T
-            acc = m if acc is None else jax.tree_util.tree_map(jnp.add, acc, m)
-            step += 1
-            if step % log_every == 0 or step == total_steps:
-                a = {k: float(v) for k, v in jax.device_get(acc).items()}
-                now = time.perf_counter()
-                dt = now - t_window
-                tps = tokens_window / dt if dt > 0 and tokens_window else 0.0
-                meta["train_time"] += dt
-                meta["train_tokens"] += tokens_window
-                loss = a["nll_sum"] / a["count"]
-                logger.log(step, {"epoch": step / W, "train/loss": loss, "train/ppl": math.exp(min(loss, 700)),
-                                  "train/grad_norm": a["grad_norm_sum"] / a["steps"], "train/eps": a["eps"] / a["steps"],
-                                  "train/lr": float(lr_fn(step - 1)), "train/tokens_per_sec": tps})
-                acc, tokens_window, t_window = None, 0, time.perf_counter()
-            epoch_end = step % W == 0 or step == total_steps
-            improved = False
-            if epoch_end or (ev_every and step % ev_every == 0):
-                _, improved = validate_now(step)
-                t_window = time.perf_counter()
-            if epoch_end or (ck_every and step % ck_every == 0):
-                meta["acc"] = None if acc is None else {k: float(v) for k, v in jax.device_get(acc).items()}
-                meta["wall_s"] = wall_prev + (time.perf_counter() - t_start)
-                ckpt.save(step, state, meta, best=improved)
-                t_window = time.perf_counter()
+    def save(self, step: int, state: TrainState, acc: dict | None, best: bool) -> None:
+        """Checkpoint ``state`` (this run's, unbatched) with the host loop state."""
+        self.meta["acc"] = acc
+        self.meta["wall_s"] = self.wall()
+        self.ckpt.save(step, state, self.meta, best=best)
 
-        val = evaluate(model, state.params, corpus.valid, cfg, level, eval_fn)
-        test = evaluate(model, state.params, corpus.test, cfg, level, eval_fn)
+    def finish(self, step: int, params) -> dict:
+        """Final valid/test perplexity; writes summary.json (status finished) and returns it."""
+        s, cfg, meta = self.setup, self.cfg, self.meta
+        level = s.corpus.level
+        val = evaluate(s.model, params, s.corpus.valid, cfg, level, s.eval_fn)
+        test = evaluate(s.model, params, s.corpus.test, cfg, level, s.eval_fn)
         env = environment()
         summary = {
-            "status": "finished", "run_name": run_name, "config_file": config_file,
+            "status": "finished", "run_name": self.run_name, "config_file": self.config_file,
             "cell": cfg.model.cell, "train_mode": cfg.train.mode, "seed": cfg.train.seed,
             "data": cfg.data.name, "level": level, "hidden_size": cfg.model.hidden_size,
-            "num_layers": cfg.model.num_layers, "num_params": num_params,
+            "num_layers": cfg.model.num_layers, "num_params": count_params(params),
             "val_ppl": val["ppl"], "val_loss": val["loss"], "test_ppl": test["ppl"], "test_loss": test["loss"],
             "test_tokens": test["count"], "best_val_ppl": min(meta["best_val_ppl"], val["ppl"]),
-            "steps": step, "epochs": step / W, "steps_per_epoch": W,
+            "steps": step, "epochs": step / s.steps_per_epoch, "steps_per_epoch": s.steps_per_epoch,
             "tokens_per_sec": meta["train_tokens"] / meta["train_time"] if meta["train_time"] else 0.0,
-            "compile_s": meta["compile_s"], "wall_s": wall_prev + (time.perf_counter() - t_start),
-            "params_sha256": params_sha256(state.params), "val_history": meta["history"], **env,
+            "compile_s": meta["compile_s"], "wall_s": self.wall(),
+            "params_sha256": params_sha256(params), "val_history": meta["history"], **env,
         }
         if level == "char":
             summary["val_bpc"], summary["test_bpc"] = val["bpc"], test["bpc"]
-        for k, v in corpus.meta.items():
+        for k, v in s.corpus.meta.items():
             summary[k] = v
-        logger.log(step, {"test/loss": test["loss"], "test/ppl": test["ppl"], **({"test/bpc": test["bpc"]} if "bpc" in test else {})})
-        logger.summary(summary)
+        self.logger.log(step, {"test/loss": test["loss"], "test/ppl": test["ppl"],
+                               **({"test/bpc": test["bpc"]} if "bpc" in test else {})})
+        self.logger.summary(summary)
         return summary
+
+    def close(self) -> None:
+        if self.logger is not None:
+            self.logger.close()
+        self.ckpt.close()
+
+
+def start_run_dir(workdir, cfg, setup: Setup) -> None:
+    """Create the run directory and write config.json and vocab.json (once config and data are good)."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    check_workdir_config(workdir, cfg)
+    write_json(workdir / "vocab.json", setup.corpus.vocab.to_json())
+
+
+def _whole(tree, i):
+    return tree
+
+
+def _slice(tree, i):
+    return jax.tree_util.tree_map(lambda x: x[i], tree)
+
+
+def train_loop(cfg, setup: Setup, recorders: list, state: TrainState, step_fn, key, *, step: int,
+               fresh_carries: Callable, batched: bool = False):
+    """Run ``step_fn(state, (x, y), key)`` from ``step`` to ``setup.total_steps``, logging train
+    metrics, validating and checkpointing through the recorders. One run: ``batched=False`` and one
+    recorder. Several runs in one program (seeds vmapped): every leaf of ``state``, the metrics and
+    ``key`` has a leading axis, run i's slice goes to ``recorders[i]``. ``fresh_carries()`` gives the
+    zero carries each epoch starts from. Returns (state, step)."""
+    part = _slice if batched else _whole
+    B, T = cfg.train.batch_size, cfg.train.bptt
+    W, total_steps = setup.steps_per_epoch, setup.total_steps
+    x_tr, y_tr = setup.x_tr, setup.y_tr
+    first_step = step
+    accs = [r.meta["acc"] for r in recorders]
+    acc = None
+    if accs[0] is not None:
+        accs = [{k: jnp.float32(v) for k, v in a.items()} for a in accs]
+        acc = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *accs) if batched else accs[0]
+    log_every, ck_every, ev_every = cfg.train.log_every, cfg.checkpoint.every_steps, cfg.train.eval_every
+    t_window = time.perf_counter()
+    tokens_window = 0
+    while step < total_steps:
+        w = step % W
+        if w == 0:
+            state = state.replace(carries=fresh_carries())
+        t0 = time.perf_counter()
+        state, m = step_fn(state, (x_tr[w], y_tr[w]), key)
+        if step == first_step:  # first step of this process: compile time
+            jax.block_until_ready(state.params)
+            for r in recorders:
+                r.meta["compile_s"] = time.perf_counter() - t0
+            t_window = time.perf_counter()
+        else:
+            tokens_window += B * T
+        acc = m if acc is None else jax.tree_util.tree_map(jnp.add, acc, m)
+        step += 1
+        if step % log_every == 0 or step == total_steps:
+            a = jax.device_get(acc)
+            now = time.perf_counter()
+            for i, r in enumerate(recorders):
+                r.log_train(step, {k: float(v) for k, v in part(a, i).items()}, now - t_window, tokens_window, now)
+            acc, tokens_window, t_window = None, 0, time.perf_counter()
+        epoch_end = step % W == 0 or step == total_steps
+        improved = [False] * len(recorders)
+        if epoch_end or (ev_every and step % ev_every == 0):
+            improved = [r.validate(step, part(state.params, i)) for i, r in enumerate(recorders)]
+            t_window = time.perf_counter()
+        if epoch_end or (ck_every and step % ck_every == 0):
+            a = None if acc is None else jax.device_get(acc)
+            for i, r in enumerate(recorders):
+                r.save(step, part(state, i), None if a is None else {k: float(v) for k, v in part(a, i).items()},
+                       improved[i])
+            t_window = time.perf_counter()
+    return state, step
+
+
+def train_and_evaluate(cfg, workdir, *, run_name: str | None = None, config_file: str = "") -> dict:
+    """Train one language model and write config.json, metrics.jsonl, summary.json (and
+    checkpoints) under ``workdir``. Re-running the same command resumes from the latest checkpoint;
+    a finished run is not trained again. Returns the summary."""
+    validate(cfg)
+    workdir = Path(workdir)
+    check_workdir_config(workdir, cfg, write=False)
+    done = finished_summary(workdir)
+    if done is not None:
+        return done
+    t_start = time.perf_counter()
+
+    setup = prepare(cfg)
+    start_run_dir(workdir, cfg, setup)
+    keys = split_keys(cfg.train.seed)
+    state = create_train_state(cfg, setup.model, setup.tx, keys["init"])
+    rec = RunRecorder(cfg, workdir, setup, run_name=run_name or workdir.name, config_file=config_file,
+                      t_start=t_start)
+    try:
+        state = rec.start(state)
+        step_fn = jax.jit(make_train_step(setup.model, setup.tx, cfg), donate_argnums=0)
+        B = cfg.train.batch_size
+        state, step = train_loop(cfg, setup, [rec], state, step_fn, keys["dropout"], step=int(state.step),
+                                 fresh_carries=lambda: model_carries(cfg, B))
+        return rec.finish(step, state.params)
     finally:
-        logger.close()
-        ckpt.close()
+        rec.close()
