@@ -77,6 +77,7 @@ def base_config() -> ml_collections.ConfigDict:
     w.project = "rnnlab"  # W&B project
     w.group = ""  # W&B group (the study); '' = none
     w.name = ""  # W&B run name; '' = the run directory's name
+    w.entity = ""  # W&B entity (user or team) for online runs; '' = your default entity
     return c
 
 

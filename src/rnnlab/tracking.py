@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
+import string
 import sys
 from pathlib import Path
 from typing import Protocol
@@ -126,7 +128,217 @@ class MultiLogger:
             lg.close()
 
 
+# ----------------------------------------------------------------------------- W&B
+# W&B mirrors the run directory (convention 10): config = config.json, one history row per log
+# step (the records of metrics.jsonl that share a step, merged), summary = summary.json. Files go
+# to <workdir>/wandb/; the run id is kept in <workdir>/wandb_run.json so a resumed run continues
+# the same W&B run. W&B never stops training: any failure is one warning line on stderr, after
+# which the run goes on with metrics.jsonl alone.
+WANDB_RUN_FILE = "wandb_run.json"
+
+
+def _warn(msg: str) -> None:
+    print(f"warning: {msg}", file=sys.stderr, flush=True)
+
+
+def _one_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return f"{type(e).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
+def _has_wandb_key() -> bool:
+    """True when an API key is available (WANDB_API_KEY or a `wandb login` entry in ~/.netrc)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        import netrc
+
+        host = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai").split("//")[-1].split("/")[0]
+        path = os.environ.get("NETRC", os.path.expanduser("~/.netrc"))
+        return os.path.exists(path) and netrc.netrc(path).authenticators(host) is not None
+    except Exception:
+        return False
+
+
+class WandbLogger:
+    """Mirror of the run on W&B: project ``wandb.project``, group ``wandb.group`` (the study), tags
+    ``[cell, mode]``, name ``wandb.name`` or the run name, ``dir=workdir``.
+
+    Modes (``cfg.wandb.mode``; ``WANDB_MODE=disabled`` in the environment also turns it off):
+    ``offline`` writes ``<workdir>/wandb/offline-run-*/run-<id>.wandb`` (``wandb sync`` uploads it
+    later); ``online`` streams to the server, falling back to offline (one warning line) when there
+    is no API key or ``wandb.init`` fails or times out (``WANDB_INIT_TIMEOUT``, default 60 s).
+    A resumed run (``resume_step`` given) reuses the id in ``wandb_run.json``: offline, each process
+    writes one more ``offline-run-*-<id>`` folder (``read_wandb_offline`` merges them like
+    metrics.jsonl); online, W&B keeps the steps it already has and drops re-logged ones.
+    """
+
+    def __init__(self, cfg, workdir, *, run_name: str, resume_step: int | None = None):
+        self.run = None
+        self.workdir = Path(workdir)
+        self.finished = False
+        try:
+            self._init(cfg, run_name, resume_step)
+        except Exception as e:
+            _warn(f"W&B disabled for this run: {_one_line(e)}; metrics.jsonl is unaffected")
+            self.run = None
+
+    def _init(self, cfg, run_name, resume_step):
+        import wandb
+
+        mode = cfg.wandb.mode
+        id_path = self.workdir / WANDB_RUN_FILE
+        run_id = None
+        if resume_step is not None and id_path.exists():
+            try:
+                run_id = json.loads(id_path.read_text())["id"]
+            except (OSError, ValueError, KeyError, TypeError):
+                run_id = None
+        if not run_id:  # W&B's id alphabet: 8 characters of [a-z0-9]
+            rng = random.SystemRandom()
+            run_id = "".join(rng.choice(string.ascii_lowercase + string.digits) for _ in range(8))
+        from .config import to_dict
+
+        kwargs = dict(
+            project=cfg.wandb.project, entity=cfg.wandb.entity or None, group=cfg.wandb.group or None,
+            name=cfg.wandb.name or run_name, tags=[str(cfg.model.cell), str(cfg.train.mode)],
+            config=to_dict(cfg), dir=str(self.workdir), id=run_id, resume="allow", reinit="create_new",
+        )
+        timeout = float(os.environ.get("WANDB_INIT_TIMEOUT", 60))
+        if mode == "online" and not _has_wandb_key():
+            _warn("W&B online needs an API key (wandb login or WANDB_API_KEY); logging offline instead")
+            mode = "offline"
+        for attempt in ([mode, "offline"] if mode == "online" else [mode]):
+            settings = wandb.Settings(silent=True, console="off", init_timeout=timeout,
+                                      finish_timeout=float(os.environ.get("WANDB_FINISH_TIMEOUT", 300)))
+            try:
+                self.run = wandb.init(mode=attempt, settings=settings, **kwargs)
+                break
+            except Exception as e:
+                nxt = "logging offline instead" if attempt == "online" else "W&B disabled for this run"
+                _warn(f"W&B init ({attempt}) failed: {_one_line(e)}; {nxt}; metrics.jsonl is unaffected")
+        if self.run is not None:
+            write_json(id_path, {"id": self.run.id, "project": cfg.wandb.project, "entity": cfg.wandb.entity,
+                                 "mode": attempt})
+
+    def _call(self, what, fn):
+        if self.run is None:
+            return
+        try:
+            fn()
+        except Exception as e:
+            _warn(f"W&B {what} failed: {_one_line(e)}; W&B disabled for the rest of this run")
+            run, self.run = self.run, None
+            try:
+                run.finish(exit_code=1)
+            except Exception:
+                pass
+
+    def log(self, step, metrics):
+        rec = {k: (v.item() if hasattr(v, "item") else v) for k, v in metrics.items()}
+        self._call("log", lambda: self.run.log(rec, step=int(step)))
+
+    def summary(self, summary):
+        self.finished = summary.get("status") == "finished"
+        self._call("summary", lambda: self.run.summary.update(summary))
+
+    def close(self):
+        # No summary with status finished means the run stopped early: W&B marks it failed.
+        self._call("finish", lambda: self.run.finish(exit_code=0 if self.finished else 1))
+        self.run = None
+
+
+# A .wandb file (wandb >= 0.16, still in 0.31) is a LevelDB-style log: a 7-byte header
+# (b":W&B", magic 0xBEE1, version 0), then 32 KiB blocks of chunks, each with a 7-byte header
+# (crc32 of type + data, length, type: 1 full, 2 first, 3 middle, 4 last); each record is a
+# serialized wandb_internal_pb2.Record. `wandb leet inspect --json` prints the same records.
+_LOG_BLOCK, _LOG_HEADER = 32768, 7
+
+
+def iter_wandb_records(path):
+    """Yield the ``wandb_internal_pb2.Record`` protobufs of one ``run-<id>.wandb`` file, in order
+    (stops at a torn or corrupt tail, as a killed run can leave)."""
+    import struct
+    import zlib
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data = Path(path).read_bytes()
+    ident, magic, version = struct.unpack("<4sHB", data[:7])
+    if ident != b":W&B" or magic != 0xBEE1:
+        raise ValueError(f"{path} is not a W&B transaction log (header {data[:7]!r})")
+    i, buf = _LOG_HEADER, b""
+    while i + _LOG_HEADER <= len(data):
+        left = _LOG_BLOCK - i % _LOG_BLOCK
+        if left < _LOG_HEADER:  # block trailer padding
+            i += left
+            continue
+        crc, length, kind = struct.unpack("<IHB", data[i:i + _LOG_HEADER])
+        chunk = data[i + _LOG_HEADER:i + _LOG_HEADER + length]
+        if kind == 0 or len(chunk) < length or zlib.crc32(bytes([kind]) + chunk) & 0xFFFFFFFF != crc:
+            return
+        i += _LOG_HEADER + length
+        if kind in (2, 3):
+            buf += chunk
+            continue
+        rec = pb.Record()
+        rec.ParseFromString(buf + chunk if kind == 4 else chunk)
+        buf = b""
+        yield rec
+
+
+def _items(items) -> dict:
+    """History / summary / config items -> nested plain dict (values are JSON strings)."""
+    out: dict = {}
+    for it in items:
+        keys = list(it.nested_key) or [it.key]
+        d = out
+        for k in keys[:-1]:
+            d = d.setdefault(k, {})
+        d[keys[-1]] = json.loads(it.value_json)
+    return out
+
+
+def read_wandb_offline(workdir, run_id: str | None = None) -> dict:
+    """Read back what W&B stored for a run directory from its offline files (no server, no CLI).
+
+    Returns ``{"id", "project", "group", "name", "tags", "config", "history", "summary", "files"}``:
+    ``history`` is one dict per logged step (``_step``, ``_runtime``, ``_timestamp`` and the
+    metrics), ``config`` and ``summary`` the last values. The segments of a resumed run (one
+    ``offline-run-*-<id>`` folder per process) are merged in order, each dropping the earlier
+    rows from its first step on, as ``JSONLLogger`` does with metrics.jsonl.
+    """
+    workdir = Path(workdir)
+    if run_id is None:
+        run_id = json.loads((workdir / WANDB_RUN_FILE).read_text())["id"]
+    files = sorted((workdir / "wandb").glob(f"*run-*-{run_id}/run-{run_id}.wandb"))
+    if not files:
+        raise FileNotFoundError(f"no W&B files for run {run_id} under {workdir / 'wandb'}")
+    out = {"id": run_id, "project": "", "group": "", "name": "", "tags": [], "config": {}, "history": [],
+           "summary": {}, "files": [str(f) for f in files]}
+    for f in files:
+        rows = []
+        for rec in iter_wandb_records(f):
+            kind = rec.WhichOneof("record_type")
+            if kind == "run":
+                r = rec.run
+                out.update(project=r.project, group=r.run_group, name=r.display_name, tags=list(r.tags))
+                out["config"].update({k: v for k, v in _items(r.config.update).items() if k != "_wandb"})
+            elif kind == "config":
+                out["config"].update({k: v for k, v in _items(rec.config.update).items() if k != "_wandb"})
+            elif kind == "history":
+                rows.append(_items(rec.history.item))
+            elif kind == "summary":
+                out["summary"].update(_items(rec.summary.update))
+        if rows:
+            first = rows[0].get("_step", 0)
+            out["history"] = [r for r in out["history"] if r.get("_step", 0) < first] + rows
+    return out
+
+
 def make_loggers(cfg, workdir, *, total_steps: int, resume_step: int | None, run_name: str) -> MultiLogger:
     loggers = [JSONLLogger(workdir, resume_step)]
     loggers.append(ProgressLogger(total_steps, resume_step or 0, enabled=bool(cfg.train.progress)))
+    if cfg.wandb.mode != "disabled" and os.environ.get("WANDB_MODE", "").lower() != "disabled":
+        loggers.append(WandbLogger(cfg, workdir, run_name=run_name, resume_step=resume_step))
     return MultiLogger(loggers)
