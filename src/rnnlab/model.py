@@ -19,6 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from . import RnnlabError
 from .cells import get_cell
 from .cells.base import add_bias
 from .unroll import unroll as unroll_layers
@@ -51,6 +52,11 @@ class LanguageModel(nn.Module):
 
     def setup(self):
         E = self.embed_size or self.hidden_size
+        if self.tie_weights and E != self.hidden_size:
+            raise RnnlabError(f"model.tie_weights=True needs model.embed_size == model.hidden_size "
+                              f"(got {E} vs {self.hidden_size}); set embed_size=0 or tie_weights=False")
+        if self.init_scheme not in ("uniform", "pytorch"):
+            raise RnnlabError(f"model.init={self.init_scheme!r} is not valid; allowed: uniform, pytorch")
         scale = self.init_scale if self.init_scheme == "uniform" else 0.1
         cell_scale = self.init_scale if self.init_scheme == "uniform" else None
         cell = self.cell_fns
@@ -93,6 +99,31 @@ class LanguageModel(nn.Module):
     def dropout_between(self, train: bool):
         return lambda i, h: self.drop(h, deterministic=not train)
 
+    def feedback_parts(self, T: int, B: int, *, train: bool = False) -> dict:
+        """Plain arrays for the time-outer (scheduled sampling / free-running) unroll, so its scan
+        body is pure math: ``layers`` (per-layer cell params), ``table`` [V, E] (embedding),
+        ``w_out`` [H, V], ``b_out`` [V] (readout; tied: ``table.T``), and scaled dropout masks
+        ``mask_embed`` [T, B, E], ``mask_between`` (L - 1 of [T, B, H]), ``mask_out`` [T, B, H].
+
+        The masks are drawn by the same ``nn.Dropout`` calls, in the same order and with the same
+        shapes as ``__call__`` draws them, so with the same 'dropout' rng both paths drop the same
+        units (eps = 1 then gives the teacher-forcing loss to rounding). Without dropout they are ones.
+        """
+        E = self.embed_size or self.hidden_size
+        H = self.hidden_size
+        drop = lambda shape: self.drop(jnp.ones(shape, jnp.float32), deterministic=not train)
+        mask_embed = drop((T, B, E))
+        mask_between = [drop((T, B, H)) for _ in range(1, self.num_layers)]
+        mask_out = drop((T, B, H))
+        table = self.embedding.embedding
+        if self.tie_weights:
+            w_out, b_out = table.T, self.readout_bias
+        else:
+            dense = self.readout.variables["params"]
+            w_out, b_out = dense["kernel"], dense["bias"]
+        return {"layers": self.layer_params(), "table": table, "w_out": w_out, "b_out": b_out,
+                "mask_embed": mask_embed, "mask_between": mask_between, "mask_out": mask_out}
+
     def __call__(self, tokens, carries, *, train: bool = False):
         """tokens [B, T] int32, carries (one per layer) -> (logits [B, T, V], carries)."""
         xs = self.embed(tokens.T, train=train)  # [T, B, E]
@@ -100,6 +131,12 @@ class LanguageModel(nn.Module):
                                     between=self.dropout_between(train), unroll=self.unroll)
         logits = self.logits(hs, train=train)  # [T, B, V]
         return jnp.swapaxes(logits, 0, 1), carries
+
+
+def readout_logits(parts: dict, h):
+    """h [..., H] -> logits [..., V] with the plain arrays of ``feedback_parts`` (same math as
+    ``LanguageModel.logits`` without its dropout)."""
+    return add_bias(jnp.matmul(h, parts["w_out"]), parts["b_out"])
 
 
 def initial_carries(cell_name: str, num_layers: int, batch_size: int, hidden_size: int, forget_bias=1.0):
