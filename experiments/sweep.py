@@ -1,0 +1,53 @@
+"""Run a study: every member of a config's get_sweep(), one run directory each, then the table.
+
+    python -m experiments.sweep --config=configs/quickstart.py --workdir=runs/quickstart [--config.a.b=value ...]
+        [--vmap_seeds] [--wandb_sweep=sweep.yaml]
+
+Re-running skips finished members, resumes unfinished ones and retries failed ones. --vmap_seeds
+trains the seeds of each configuration as one program. --wandb_sweep=FILE only writes a W&B sweep
+spec for `wandb sweep FILE` + `wandb agent` (README, Sweeps) and trains nothing.
+"""
+import sys
+
+from absl import flags
+from ml_collections import config_flags
+
+from rnnlab.cli import main_wrapper, parse_flags
+
+config_flags.DEFINE_config_file("config", None, "study config file (python, get_config() and get_sweep())",
+                                lock_config=True)
+flags.DEFINE_string("workdir", None, "study directory: one run directory per member inside")
+flags.DEFINE_bool("vmap_seeds", False, "train the seeds of each configuration as one vmapped program")
+flags.DEFINE_string("wandb_sweep", None, "write a W&B sweep spec (YAML) to this file and exit")
+flags.DEFINE_string("zip", None, "run only the zipped tuple with this label (what a W&B agent passes)")
+FLAGS = flags.FLAGS
+
+
+def main():
+    argv = parse_flags()
+    from rnnlab import sweep
+    from rnnlab.cli import die
+
+    if FLAGS.config is None or not FLAGS.workdir:
+        die("both --config=configs/<name>.py and --workdir=DIR are required")
+    config_file = config_flags.get_config_filename(FLAGS["config"])
+    study = sweep.load_sweep(config_file)
+    pinned = sweep.cli_fields(sys.argv[1:])
+    if FLAGS.wandb_sweep:
+        spec = sweep.wandb_sweep_spec(FLAGS.config, study, config_file=config_file, workdir=FLAGS.workdir,
+                                      pinned=pinned, zip_choice=FLAGS.zip)
+        sweep.write_wandb_sweep(FLAGS.wandb_sweep, spec)
+        print(f"wrote {FLAGS.wandb_sweep}; then: wandb sweep {FLAGS.wandb_sweep} && wandb agent <entity/project/id>")
+        return 0
+    index = sweep.run_sweep(FLAGS.config, FLAGS.workdir, study, config_file=config_file, pinned=pinned,
+                            zip_choice=FLAGS.zip, vmap_seeds=FLAGS.vmap_seeds)
+    print(sweep.table(FLAGS.workdir, index))
+    failed = [m["name"] for m in index["members"] if m["status"] != "finished"]
+    if failed:
+        die(f"{len(failed)} of {len(index['members'])} members did not finish: {', '.join(failed)} "
+            f"(errors in their summary.json; re-run the command to retry)", 1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main_wrapper(main))
