@@ -4,15 +4,74 @@ Layout is time-major inside: xs [T, B, I] -> hs [T, B, H]. For each layer the in
 the whole window is one matmul (``cell.project`` on [T, B, I]) hoisted out of the scan; the scan
 body does only the hidden matmul and the gate nonlinearities. Layers are stacked one whole-window
 scan after another (as cuDNN does), so every layer keeps the hoisted projection.
+
+Backward pass. For cells whose step is one hidden matmul followed by elementwise math
+(``cell.post`` is set: rnn, gru, lstm), the recurrence has a hand-written VJP (``recurrence``):
+the reverse scan carries only the state cotangent and does one matmul per step (dhm @ w_h^T),
+and the weight gradient dw_h = sum_t h_{t-1}^T dhm_t is ONE matmul over the whole window after the
+scan (plain autodiff does a second, [H, G*H]-sized matmul and accumulation per step inside the
+reverse loop). The forward computation is unchanged; gradients agree with autodiff up to fp32
+summation order (tests/test_unroll.py). ``FAST_BACKWARD = False`` switches back to plain autodiff
+(the benchmark's A/B rows).
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 
 from .cells import Cell
+from .cells.base import add_bias, hidden_matmul
+
+FAST_BACKWARD = True  # hand-written VJP of the recurrence for cells with ``post`` (read at trace time)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def recurrence(post, unroll, w_h, b_h, carry, xp):
+    """The scan of a one-matmul cell: xp [T, B, G*H] (input side, bias included), carry [B, H]
+    fields -> (carry, hs [T, B, H]). Each step: hm = h @ w_h + b_h; (carry, h) = post(carry, xp_t, hm)."""
+
+    def body(c, x):
+        c, h, _ = post(c, x, add_bias(hidden_matmul(c.h, w_h), b_h))
+        return c, h
+
+    return jax.lax.scan(body, carry, xp, unroll=unroll)
+
+
+def _recurrence_fwd(post, unroll, w_h, b_h, carry, xp):
+    def body(c, x):
+        c_new, h, _ = post(c, x, add_bias(hidden_matmul(c.h, w_h), b_h))
+        return c_new, (h, c)  # keep the carry each step started from (the residual)
+
+    carry_out, (hs, prev) = jax.lax.scan(body, carry, xp, unroll=unroll)
+    return (carry_out, hs), (w_h, b_h, prev, xp)
+
+
+def _recurrence_bwd(post, unroll, res, cts):
+    w_h, b_h, prev, xp = res
+    d_carry, d_hs = cts
+    # hm of every step in one [T*B, H] @ [H, G*H] matmul (the inputs h_{t-1} are all known now)
+    hm = add_bias(hidden_matmul(prev.h, w_h), b_h)
+    w_t = w_h.T
+
+    def body(dc, inp):
+        c_prev, x_t, hm_t, dh_t = inp
+        _, vjp = jax.vjp(lambda c, x, m: post(c, x, m)[:2], c_prev, x_t, hm_t)
+        dc_prev, dx, dhm = vjp((dc, dh_t))
+        dh = dc_prev.h + jnp.matmul(dhm.astype(w_t.dtype), w_t, preferred_element_type=jnp.float32)
+        return dc_prev._replace(h=dh.astype(dc_prev.h.dtype)), (dx, dhm)
+
+    dc0, (dxp, dhm) = jax.lax.scan(body, d_carry, (prev, xp, hm, d_hs), reverse=True, unroll=unroll)
+    # the weight gradient of all steps at once: [H, T*B] @ [T*B, G*H]
+    dw = jnp.einsum("tbh,tbg->hg", prev.h.astype(w_h.dtype), dhm.astype(w_h.dtype),
+                    preferred_element_type=jnp.float32).astype(w_h.dtype)
+    db = dhm.sum(axis=(0, 1)).astype(b_h.dtype)
+    return dw, db, dc0, dxp.astype(xp.dtype)
+
+
+recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 
 
 def scan_layer(cell: Cell, params, carry, xs, *, unroll: int = 1, gates: bool = False):
@@ -29,6 +88,9 @@ def scan_layer(cell: Cell, params, carry, xs, *, unroll: int = 1, gates: bool = 
 
         carry, (hs, gs) = jax.lax.scan(body, carry, xp, unroll=unroll)
         return carry, hs, gs
+
+    if FAST_BACKWARD and cell.post is not None:
+        return recurrence(cell.post, unroll, params["w_h"], params["b_h"], carry, xp)
 
     def body(c, x):
         return cell.step_projected(params, c, x)

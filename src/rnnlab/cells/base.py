@@ -8,6 +8,12 @@ A cell is a NamedTuple of pure functions (convention 1 of DESIGN.md)::
     step_projected(params, carry, xp[B, G*H]) -> (carry, h[B, H])   # hidden side only (the scan body)
     step(params, carry, x[B, I]) -> (carry, h[B, H])           # = step_projected(project(x))
     inspect(params, carry, xp) -> (carry, h, gates)            # same math, also returns the gate values
+    post(carry, xp, hm) -> (carry, h, gates)                   # everything after hm = h @ w_h + b_h, or None
+
+``post`` splits a step into its one hidden matmul and the elementwise rest, so that ``unroll.py``
+can give the recurrence a faster backward pass (the weight gradient as one matmul over the whole
+window instead of one per step). Cells whose step is not of that form (``gru_cho``: a second
+matmul of r * h) leave it None and get plain autodiff.
 
 Shapes: B batch, T time, I input, H hidden, G number of gates. Parameters follow PyTorch's
 layout (two bias vectors per gate, gates fused along the last axis) but transposed so that the
@@ -50,6 +56,7 @@ class Cell(NamedTuple):
     step_projected: Callable[[Params, Carry, jax.Array], tuple]
     step: Callable[[Params, Carry, jax.Array], tuple]
     inspect: Callable[[Params, Carry, jax.Array], tuple]
+    post: Callable[[Carry, jax.Array, jax.Array], tuple] | None = None
 
 
 def uniform_init(key, in_dim: int, hidden: int, num_gates: int, init_scale: float | None) -> Params:
@@ -77,7 +84,21 @@ def hidden_matmul(h: jax.Array, w: jax.Array) -> jax.Array:
     return jnp.matmul(h.astype(w.dtype), w, preferred_element_type=jnp.float32)
 
 
-def make_cell(name, gate_names, num_gates, init, initial_carry, core) -> Cell:
+def hidden_preact(params: Params, h: jax.Array) -> jax.Array:
+    """hm = h @ w_h + b_h [..., G*H]: the hidden side of every gate (fp32)."""
+    return add_bias(hidden_matmul(h, params["w_h"]), params["b_h"])
+
+
+def core_from_post(post):
+    """core(params, carry, xp) = post(carry, xp, h @ w_h + b_h), for cells with one hidden matmul."""
+
+    def core(params, carry, xp):
+        return post(carry, xp, hidden_preact(params, carry.h))
+
+    return core
+
+
+def make_cell(name, gate_names, num_gates, init, initial_carry, core, post=None) -> Cell:
     def step_projected(params, carry, xp):
         carry, h, _ = core(params, carry, xp)
         return carry, h
@@ -95,6 +116,7 @@ def make_cell(name, gate_names, num_gates, init, initial_carry, core) -> Cell:
         step_projected=step_projected,
         step=step,
         inspect=core,
+        post=post,
     )
 
 

@@ -25,17 +25,18 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from .base import HiddenCarry, add_bias, hidden_matmul, make_cell, uniform_init, zeros_carry
+from .base import HiddenCarry, add_bias, core_from_post, hidden_matmul, make_cell, uniform_init, zeros_carry
 
 
 def _init(key, in_dim, hidden, init_scale=None):
     return uniform_init(key, in_dim, hidden, 3, init_scale)
 
 
-def _core_reset_after(params, carry, xp):
+def _post_reset_after(carry, xp, hm):
+    """Everything after the hidden matmul: hm = h @ w_h + b_h [B, 3H], xp the input side [B, 3H]."""
     h = carry.h
     xr, xz, xn = jnp.split(xp, 3, axis=-1)
-    hr, hz, hn = jnp.split(add_bias(hidden_matmul(h, params["w_h"]), params["b_h"]), 3, axis=-1)
+    hr, hz, hn = jnp.split(hm, 3, axis=-1)
     r = jax.nn.sigmoid(xr + hr)
     z = jax.nn.sigmoid(xz + hz)
     n = jnp.tanh(xn + r * hn)
@@ -57,7 +58,8 @@ def _core_reset_before(params, carry, xp):
 
 
 def make_gru():
-    return make_cell("gru", ("r", "z", "n"), 3, _init, zeros_carry(HiddenCarry), _core_reset_after)
+    return make_cell("gru", ("r", "z", "n"), 3, _init, zeros_carry(HiddenCarry),
+                     core_from_post(_post_reset_after), post=_post_reset_after)
 
 
 def make_gru_cho():

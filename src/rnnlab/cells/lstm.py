@@ -17,11 +17,12 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from .base import LSTMCarry, add_bias, hidden_matmul, make_cell, uniform_init, zeros_carry
+from .base import LSTMCarry, core_from_post, make_cell, uniform_init, zeros_carry
 
 
-def _core(params, carry, xp):
-    gates = xp + add_bias(hidden_matmul(carry.h, params["w_h"]), params["b_h"])
+def _post(carry, xp, hm):
+    """Everything after the hidden matmul: hm = h @ w_h + b_h [B, 4H], xp the input side [B, 4H]."""
+    gates = xp + hm
     i, f, g, o = jnp.split(gates, 4, axis=-1)
     i, f, g, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
     c = f * carry.c + i * g
@@ -37,4 +38,5 @@ def make_lstm(forget_bias: float | None = 1.0):
             p["b_h"] = p["b_h"].at[hidden : 2 * hidden].set(0.0)
         return p
 
-    return make_cell("lstm", ("i", "f", "g", "o", "c"), 4, init, zeros_carry(LSTMCarry), _core)
+    return make_cell("lstm", ("i", "f", "g", "o", "c"), 4, init, zeros_carry(LSTMCarry),
+                     core_from_post(_post), post=_post)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from .base import HiddenCarry, add_bias, hidden_matmul, make_cell, uniform_init, zeros_carry
+from .base import HiddenCarry, core_from_post, make_cell, uniform_init, zeros_carry
 
 
 def make_rnn(activation: str = "tanh"):
@@ -16,9 +16,9 @@ def make_rnn(activation: str = "tanh"):
     def init(key, in_dim, hidden, init_scale=None):
         return uniform_init(key, in_dim, hidden, 1, init_scale)
 
-    def core(params, carry, xp):
-        h = act(xp + add_bias(hidden_matmul(carry.h, params["w_h"]), params["b_h"]))
+    def post(carry, xp, hm):
+        h = act(xp + hm)
         return HiddenCarry(h), h, {"h": h}
 
     name = "rnn" if activation == "tanh" else f"rnn_{activation}"
-    return make_cell(name, ("h",), 1, init, zeros_carry(HiddenCarry), core)
+    return make_cell(name, ("h",), 1, init, zeros_carry(HiddenCarry), core_from_post(post), post=post)
