@@ -24,6 +24,8 @@ def tiny_config(mode="offline", **over):
     c.train.batch_size, c.train.bptt, c.train.epochs = 8, 10, 2
     c.train.log_every, c.train.progress = 7, False
     c.eval.batch_size = 4
+    if "free_running" in c.eval:
+        c.eval.free_running = False
     c.wandb.mode, c.wandb.project, c.wandb.group = mode, "rnnlab-test", "study-x"
     for k, v in over.items():
         sec, name = k.split(".")

@@ -164,7 +164,7 @@ class WandbLogger:
     """Mirror of the run on W&B: project ``wandb.project``, group ``wandb.group`` (the study), tags
     ``[cell, mode]``, name ``wandb.name`` or the run name, ``dir=workdir``.
 
-    Modes (``cfg.wandb.mode``; ``WANDB_MODE=disabled`` in the environment also turns it off):
+    Modes (``cfg.wandb.mode``; ``WANDB_MODE=offline`` / ``disabled`` in the environment turn it down):
     ``offline`` writes ``<workdir>/wandb/offline-run-*/run-<id>.wandb`` (``wandb sync`` uploads it
     later); ``online`` streams to the server, falling back to offline (one warning line) when there
     is no API key or ``wandb.init`` fails or times out (``WANDB_INIT_TIMEOUT``, default 60 s).
@@ -205,6 +205,8 @@ class WandbLogger:
             config=to_dict(cfg), dir=str(self.workdir), id=run_id, resume="allow", reinit="create_new",
         )
         timeout = float(os.environ.get("WANDB_INIT_TIMEOUT", 60))
+        if mode == "online" and os.environ.get("WANDB_MODE", "").lower() in ("offline", "dryrun"):
+            mode = "offline"  # the environment may turn W&B down (offline, disabled), never up
         if mode == "online" and not _has_wandb_key():
             _warn("W&B online needs an API key (wandb login or WANDB_API_KEY); logging offline instead")
             mode = "offline"
