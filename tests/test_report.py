@@ -159,6 +159,16 @@ def test_curves_mean_and_band_over_seeds(study):
     # without sampled modes there is no eps axis
     assert len(report.curve_figure([r for r in runs if r["config"]["train.mode"] == "teacher_forcing"]).axes) == 1
 
+    # one panel per cell (what "auto" picks for studies with many rows)
+    fig = report.curve_figure(runs, "step", facet="model.cell")
+    rnn_ax, lstm_ax, lstm_eps = fig.axes
+    assert (rnn_ax.get_title(), lstm_ax.get_title()) == ("cell=rnn", "cell=lstm")
+    labels = [ln.get_label() for ln in lstm_ax.get_lines()]
+    assert labels == ["teacher_forcing (n=2)", "scheduled_sampling (n=2)", "optimum 1.500"]
+    assert list(lstm_eps.get_lines()[0].get_ydata()) == pytest.approx([0.9, 0.8])
+    with pytest.raises(RnnlabError, match="facet='model.dropout' is not a field that defines the rows"):
+        report.curve_figure(runs, "step", facet="model.dropout")
+
 
 def test_write_report_files(study, tmp_path):
     out = tmp_path / "out"

@@ -427,57 +427,83 @@ def _label(vals: dict, show: list[str], short: dict) -> str:
     return ", ".join(parts)
 
 
-def curve_figure(runs, x: str = "step"):
+MAX_LINES = 6  # more rows than this (and several cells): one panel per cell
+
+
+def curve_figure(runs, x: str = "step", facet: str | None = "auto"):
     """A matplotlib Figure (no pyplot): validation perplexity against ``x`` (step | wall), one line
-    per row of the table (mean over seeds, band min..max), eps of sampled modes on a right axis,
-    the optimum as a dotted line when the data has one. Runs that failed are left out."""
+    per row of the table (mean over seeds, band min..max), eps of sampled modes dashed on a right
+    axis, the optimum as a dotted line when the data has one. Runs that failed are left out.
+    ``facet``: a config field with one panel per value (``model.cell``), None for one panel, or
+    ``auto`` (one panel per cell when there are more than MAX_LINES rows and several cells)."""
     from matplotlib.figure import Figure
 
     runs = [r for r in runs if r["status"] in ("finished", "incomplete")]
     fields, groups = group_runs(runs) if runs else ([f for f, _ in KEY_COLUMNS], [])
-    show = [f for i, f in enumerate(fields)
-            if f not in ("data.name", "model.cell", "train.mode") and len({g[0][i] for g in groups}) > 1]
+    cells = list(dict.fromkeys(g[0][fields.index("model.cell")] for g in groups))
+    if facet == "auto":
+        facet = "model.cell" if len(groups) > MAX_LINES and len(cells) > 1 else None
+    if facet is None:
+        panels = [(None, groups)]
+    else:
+        fi = fields.index(facet) if facet in fields else None
+        if fi is None:
+            raise RnnlabError(f"facet={facet!r} is not a field that defines the rows; allowed: {', '.join(fields)}")
+        values = list(dict.fromkeys(g[0][fi] for g in groups))
+        panels = [(v, [g for g in groups if g[0][fi] == v]) for v in values]
+    hidden = {"data.name", "model.cell", "train.mode"} - ({"train.mode"} if facet == "train.mode" else set())
+    show = [f for i, f in enumerate(fields) if f not in hidden and f != facet and len({g[0][i] for g in groups}) > 1]
     short = {"model.hidden_size": "H", "model.num_layers": "layers"} | _short_names(fields[len(KEY_COLUMNS):])
-    fig = Figure(figsize=(7.5, 4.6), layout="constrained")
-    ax = fig.add_subplot()
-    ax2 = None
-    colors = [f"C{i}" for i in range(10)]
-    lo_all, hi_all = math.inf, 0.0
-    for i, (vals, members) in enumerate(groups):
-        c = curve(members, "val/ppl", x)
-        if c is None:
-            continue
-        vals = dict(zip(fields, vals))
-        color = colors[i % len(colors)]
-        n = max(c["n"])
-        ax.plot(c["x"], c["mean"], color=color, marker="o", ms=3, label=f"{_label(vals, show, short)} (n={n})")
-        if n > 1:
-            ax.fill_between(c["x"], c["lo"], c["hi"], color=color, alpha=0.2, lw=0)
-        lo_all, hi_all = min(lo_all, min(c["lo"])), max(hi_all, max(c["hi"]))
-        if SAMPLED(vals["train.mode"]):
-            e = curve(members, "train/eps", x)
-            if e is not None:
-                if ax2 is None:
-                    ax2 = ax.twinx()
-                    ax2.set_ylim(0.0, 1.05)
-                    ax2.set_ylabel("eps: P(gold token fed), dashed")
-                ax2.plot(e["x"], e["mean"], color=color, ls="--", lw=1.2, alpha=0.8)
     optima = {_finite(r["summary"].get("optimal_ppl")) for r in runs} - {None}
-    if len(optima) == 1:
-        opt = optima.pop()
-        ax.axhline(opt, color="k", ls=":", lw=1, label=f"optimum {opt:.3f}")
+    opt = optima.pop() if len(optima) == 1 else None
+    ncols = min(3, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig = Figure(figsize=(7.5 if ncols == 1 else 5.2 * ncols, 4.6 if nrows == 1 else 3.8 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True).ravel()
+    for ax in axes[len(panels):]:
+        fig.delaxes(ax)
+    colors: dict[str, str] = {}
+    lo_all, hi_all = math.inf, 0.0
+    for ax, (value, members_of_panel) in zip(axes, panels):
+        ax2 = None
+        for vals, members in members_of_panel:
+            c = curve(members, "val/ppl", x)
+            if c is None:
+                continue
+            vals = dict(zip(fields, vals))
+            parts = [str(vals[f]) for f in ("model.cell", "train.mode") if f != facet]
+            label = ", ".join(parts + [f"{short.get(f, f)}={_cell_value(vals[f])}" for f in show])
+            color = colors.setdefault(label, f"C{len(colors) % 10}")
+            n = max(c["n"])
+            ax.plot(c["x"], c["mean"], color=color, marker="o", ms=3, label=f"{label} (n={n})")
+            if n > 1:
+                ax.fill_between(c["x"], c["lo"], c["hi"], color=color, alpha=0.2, lw=0)
+            lo_all, hi_all = min(lo_all, min(c["lo"])), max(hi_all, max(c["hi"]))
+            if SAMPLED(vals["train.mode"]):
+                e = curve(members, "train/eps", x)
+                if e is not None:
+                    if ax2 is None:
+                        ax2 = ax.twinx()
+                        ax2.set_ylim(0.0, 1.05)
+                        ax2.set_ylabel("eps: P(gold token fed), dashed")
+                    ax2.plot(e["x"], e["mean"], color=color, ls="--", lw=1.2, alpha=0.8)
+        if opt is not None:
+            ax.axhline(opt, color="k", ls=":", lw=1, label=f"optimum {opt:.3f}")
+        ax.set_xlabel("step" if x == "step" else "wall time since the run started (s), incl. data and compile")
+        ax.set_ylabel("validation perplexity")
+        ax.grid(alpha=0.3)
+        if facet is not None:
+            ax.set_title(f"{short.get(facet, facet.split('.')[-1])}={_cell_value(value)}", fontsize=10)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7 if facet else 8, loc="upper right")
+    if opt is not None:
         lo_all = min(lo_all, opt)
-        if math.isfinite(hi_all) and hi_all > 0:
-            ax.set_ylim(opt - 0.03 * (hi_all - opt), None)  # keep the optimum in view
+        if math.isfinite(hi_all) and hi_all > opt:
+            axes[0].set_ylim(opt - 0.03 * (hi_all - opt), None)  # keep the optimum in view (y is shared)
     if math.isfinite(lo_all) and lo_all > 0 and hi_all / lo_all > 5:
-        ax.set_yscale("log")
+        axes[0].set_yscale("log")
     datas = sorted({str(g[0][0]) for g in groups})
-    ax.set_xlabel("step" if x == "step" else "wall time (s)")
-    ax.set_ylabel("validation perplexity")
-    ax.set_title(f"{', '.join(datas)}: validation perplexity (mean over seeds, band min..max)", fontsize=10)
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8, loc="upper right")
+    fig.suptitle(f"{', '.join(datas)}: validation perplexity (mean over seeds, band min..max)", fontsize=10)
     return fig
 
 
