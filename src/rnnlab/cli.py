@@ -44,13 +44,29 @@ def _override_error(e: BaseException, argv) -> str:
             "; see the fields in src/rnnlab/config.py or the config's printed config.json")
 
 
+_TYPES = (("invalid literal for int()", "an integer"), ("could not convert string to float", "a number"),
+          ("Non-boolean argument", "true or false"))
+
+
+def _type_error(line: str) -> str:
+    """'flag --config.a.b=v: invalid literal for int() ...' -> '--config.a.b='v' has the wrong type; a.b takes an integer'."""
+    m = re.match(r"flag (--config\.([\w.]+))=(.*?): (.*)$", line)
+    if not m:
+        return line
+    flag, field, value, reason = m.groups()
+    kind = next((t for k, t in _TYPES if k in reason), None)
+    if kind is None:
+        return f"{flag}={value!r} is not valid for {field}: {reason}"
+    return f"{flag}={value!r} has the wrong type; {field} takes {kind}"
+
+
 def parse_flags(argv=None):
     """Parse absl flags; turn any parsing error (unknown field, wrong type, missing or broken config
     file) into one line and exit 2."""
     argv = list(sys.argv if argv is None else argv)
     try:
         rest = flags.FLAGS(argv)
-        if "config" in flags.FLAGS:
+        if "config" in flags.FLAGS and hasattr(flags.FLAGS.config, "keys"):  # a config_flags flag, not a path
             list(flags.FLAGS.config.keys())  # config files load lazily: load now, inside this error handling
         return rest
     except flags.Error as e:
@@ -59,7 +75,7 @@ def parse_flags(argv=None):
             cause = cause.__cause__ or cause.__context__
         if isinstance(cause, (KeyError, AttributeError)):
             die(_override_error(cause, argv))
-        die(_first_line(e))
+        die(_type_error(_first_line(e)))
     except (KeyError, AttributeError) as e:
         die(_override_error(e, argv))
     except OSError as e:
@@ -79,3 +95,7 @@ def main_wrapper(fn):
         die(str(e))
     except KeyboardInterrupt:
         die("interrupted; re-run the same command to resume from the last checkpoint", 130)
+    except OSError as e:  # a file or folder the command could not read or write (full disk, permissions)
+        from .faults import io_error_message
+
+        die(io_error_message(e, "file system error"))

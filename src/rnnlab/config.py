@@ -83,6 +83,9 @@ def base_config() -> ml_collections.ConfigDict:
 
 def _check_choice(value, allowed, field):
     if value not in allowed:
+    t.skip_nonfinite = False  # a non-finite loss or gradient: False = stop, status diverged; True = skip that update
+    #   (optax.apply_if_finite: params, optimizer state and carries unchanged) and count it
+    t.max_skips_in_a_row = 10  # with skip_nonfinite: more consecutive skipped updates than this = diverged
         raise RnnlabError(f"{field}={value!r} is not valid; allowed: {', '.join(map(str, allowed))}")
 
 
@@ -108,11 +111,12 @@ def validate(cfg) -> None:
     if cfg.data.level not in ("", "word", "char"):
         raise RnnlabError(f"data.level={cfg.data.level!r} is not valid; allowed: '' (corpus default), word, char")
     for f in ("model.hidden_size", "model.num_layers", "train.batch_size", "train.bptt", "train.epochs",
-              "eval.batch_size", "model.unroll"):
+              "eval.batch_size", "model.unroll", "train.log_every"):
         sec, name = f.split(".")
         _check_positive(cfg[sec][name], f)
-    for f in ("model.embed_size", "train.max_steps", "train.lr", "train.clip_norm", "train.log_every",
-              "train.eval_every", "train.warmup_steps", "checkpoint.every_steps", "eval.bptt", "train.lr_hold_epochs"):
+    for f in ("model.embed_size", "train.max_steps", "train.lr", "train.clip_norm",
+              "train.eval_every", "train.warmup_steps", "checkpoint.every_steps", "eval.bptt", "train.lr_hold_epochs",
+              "train.max_skips_in_a_row"):
         sec, name = f.split(".")
         _check_positive(cfg[sec][name], f, allow_zero=True)
     if not 0.0 <= cfg.model.dropout < 1.0:

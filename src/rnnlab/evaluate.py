@@ -44,7 +44,8 @@ def make_eval_fn(model):
 def perplexity_from_sums(nll_sum: float, count: float, level: str = "word") -> dict:
     """The split's metrics from its sums: loss (nats/token), ppl, and bpc for character-level data."""
     loss = nll_sum / count
-    out = {"nll_sum": nll_sum, "count": int(count), "loss": loss, "ppl": math.exp(loss)}
+    ppl = math.exp(loss) if loss < 709.0 else math.inf  # exp overflows a float past ~709.78 nats (or NaN)
+    out = {"nll_sum": nll_sum, "count": int(count), "loss": loss, "ppl": ppl if loss == loss else math.nan}
     if level == "char":
         out["bpc"] = loss / math.log(2.0)
     return out

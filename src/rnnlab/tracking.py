@@ -70,7 +70,11 @@ class JSONLLogger:
             self.path.write_text("")
         else:
             keep = [r for r in read_jsonl(self.path) if r.get("step", 0) <= resume_step]
-            self.path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in keep))
+            text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in keep)
+            if not self.path.exists() or self.path.read_text() != text:  # atomic: a kill here loses nothing
+                tmp = self.path.with_name(self.path.name + ".tmp")
+                tmp.write_text(text)
+                os.replace(tmp, self.path)
         self._f = open(self.path, "a")
 
     def log(self, step, metrics):

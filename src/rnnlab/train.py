@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import RnnlabError
+from . import RnnlabError, faults
 from .checkpoint import Checkpointer
 from .config import to_dict, validate
 from .data import load_corpus, train_windows
@@ -71,7 +71,10 @@ def make_optimizer(cfg, steps_per_epoch: int):
         "adamw": lambda: optax.adamw(sched, weight_decay=t.weight_decay),
     }[t.optimizer]()
     parts = [optax.clip_by_global_norm(t.clip_norm)] if t.clip_norm > 0 else []
-    return optax.chain(*parts, opt), sched
+    tx = optax.chain(*parts, opt)
+    if t.get("skip_nonfinite", False):  # skip (and count) updates with a non-finite gradient (faults.py)
+        tx = optax.apply_if_finite(tx, max_consecutive_errors=t.max_skips_in_a_row)
+    return tx, sched
 
 
 # ----------------------------------------------------------------------------- state and step
@@ -90,19 +93,28 @@ def create_train_state(cfg, model, tx, key) -> TrainState:
 
 def make_train_step(model, tx, cfg):
     """The pure step: fn(state, batch=(x [B,T], y [B,T]), key) -> (state, metrics). Not jitted here,
-    so callers can jit it, vmap it over seeds, or both."""
+    so callers can jit it, vmap it over seeds, or both. ``metrics["nonfinite"]`` is 1.0 when the loss or
+    a gradient is not finite; with ``train.skip_nonfinite`` that update is skipped (faults.py)."""
     loss_fn = make_loss_fn(model, cfg)
 
+    skip = bool(cfg.train.get("skip_nonfinite", False))
     def train_step(state: TrainState, batch, key):
         x, y = batch
         key = jax.random.fold_in(key, state.step)
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-        (_, (carries, metrics)), grads = grad_fn(state.params, state.carries, x, y, key, state.step)
+        (loss, (carries, metrics)), grads = grad_fn(state.params, state.carries, x, y, key, state.step)
+        ok = faults.all_finite(loss, grads)
+        if skip:  # apply_if_finite looks at the gradients only: a non-finite loss makes them NaN too
+            grads = faults.poison_unless(ok, grads)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics = dict(metrics, grad_norm_sum=optax.global_norm(grads), steps=jnp.float32(1.0))
         carries = jax.lax.stop_gradient(carries)
         return state.replace(step=state.step + 1, params=params, opt_state=opt_state, carries=carries), metrics
+        if skip:  # a skipped step leaves the carries as they were and its sums out of the metrics
+            carries = faults.select_tree(ok, carries, state.carries)
+            metrics = faults.mask_metrics(ok, metrics)
+        metrics["nonfinite"] = jnp.where(ok, 0.0, 1.0).astype(jnp.float32)
 
     return train_step
 
@@ -201,10 +213,11 @@ def prepare(cfg) -> Setup:
     model = build_model(cfg, corpus.vocab.size)
     B, T = cfg.train.batch_size, cfg.train.bptt
     x_tr, y_tr = train_windows(corpus.train, B, T)
+    n = len(corpus.train)
+    if n < B * (T + 1):  # not one [B, T] window (data.train_windows)
+        raise RnnlabError(f"train.batch_size={B} and train.bptt={T} are too large for the train split ({n} tokens); "
+                          f"need batch_size * (bptt + 1) <= {n}")
     W = x_tr.shape[0]
-    if W == 0:
-        raise RnnlabError(f"train.batch_size={B} x train.bptt={T} is too large for the train split "
-                          f"({len(corpus.train)} tokens); need (tokens // batch_size - 1) >= bptt")
     total_steps = cfg.train.epochs * W
     if cfg.train.max_steps:
         total_steps = min(total_steps, cfg.train.max_steps)
@@ -240,14 +253,18 @@ class RunRecorder:
         self.wall_prev = 0.0  # time spent by earlier (interrupted) processes of this run
         self.logger = None
 
+        self.diverged: str | None = None  # the message, once the run has diverged (faults.py)
+        self.diverged_step: int | None = None
     def start(self, state: TrainState) -> TrainState:
         """Restore the latest checkpoint if there is one (-> the state to continue from) and open the loggers."""
-        restored = self.ckpt.restore(state)
+        restored = self.ckpt.resume(state)  # the newest usable checkpoint (falls back past damaged ones)
         if restored is not None:
-            state, self.meta = restored
+            state, self.meta, _ = restored
             state = jax.tree_util.tree_map(jnp.asarray, state)
             self.resume_step = int(state.step)
         self.wall_prev = self.meta["wall_s"]
+            # metrics.jsonl as it was at that checkpoint: later lines (and a torn one) are logged again
+            faults.truncate_file(self.workdir / "metrics.jsonl", self.meta.get("metrics_bytes"))
         self.logger = make_loggers(self.cfg, self.workdir, total_steps=self.setup.total_steps,
                                    resume_step=self.resume_step, run_name=self.run_name)
         return state
@@ -261,12 +278,17 @@ class RunRecorder:
         tps = tokens / dt if dt > 0 and tokens else 0.0
         self.meta["train_time"] += dt
         self.meta["train_tokens"] += tokens
-        loss = a["nll_sum"] / a["count"]
-        self.logger.log(step, {"epoch": step / self.setup.steps_per_epoch, "train/loss": loss,
-                               "train/ppl": math.exp(min(loss, 700)),
-                               "train/grad_norm": a["grad_norm_sum"] / a["steps"], "train/eps": a["eps"] / a["steps"],
-                               "train/lr": float(self.setup.lr_fn(step - 1)), "train/tokens_per_sec": tps,
-                               "wall_s": self.wall(now)})
+        n = a["steps"]  # applied updates in the window (skipped ones are left out of the sums)
+        loss = a["nll_sum"] / a["count"] if a["count"] else math.nan
+        rec = {"epoch": step / self.setup.steps_per_epoch, "train/loss": loss,
+               "train/ppl": math.exp(min(loss, 700)),
+               "train/grad_norm": a["grad_norm_sum"] / n if n else math.nan, "train/eps": a["eps"] / n if n else math.nan,
+               "train/lr": float(self.setup.lr_fn(step - 1)), "train/tokens_per_sec": tps,
+               "wall_s": self.wall(now)}
+        if self.cfg.train.get("skip_nonfinite", False):
+            rec["train/skipped"] = a.get("skipped", 0.0)
+            self.meta["skipped"] = self.meta.get("skipped", 0.0) + a.get("skipped", 0.0)
+        self.logger.log(step, rec)
 
     def validate(self, step: int, params) -> bool:
         """Validation perplexity now; logs it and returns whether it improved on the best so far."""
@@ -274,6 +296,7 @@ class RunRecorder:
         v = evaluate(s.model, params, s.corpus.valid, self.cfg, s.corpus.level, s.eval_fn)
         epoch = step / s.steps_per_epoch
         improved = v["ppl"] < self.meta["best_val_ppl"]
+        faults.kill_point("eval")
         if improved:
             self.meta["best_val_ppl"] = v["ppl"]
         self.meta["history"].append({"step": step, "epoch": epoch, "val_ppl": v["ppl"]})
@@ -291,8 +314,22 @@ class RunRecorder:
         self.ckpt.save(step, state, self.meta, best=best)
 
     def finish(self, step: int, params) -> dict:
+        self.meta["metrics_bytes"] = faults.file_size(self.workdir / "metrics.jsonl")  # cut back to this on resume
         """Final valid/test perplexity; writes summary.json (status finished) and returns it."""
         s, cfg, meta = self.setup, self.cfg, self.meta
+    def diverge(self, step: int, message: str) -> None:
+        """The run hit a non-finite loss or gradient: summary.json gets status diverged (the step, the
+        message, the last good checkpoint); nothing more is logged, evaluated or saved for it."""
+        self.diverged, self.diverged_step = message, step
+        cfg = self.cfg
+        self.logger.summary({
+            "status": "diverged", "error": message, "diverged_step": step,
+            "last_checkpoint_step": self.ckpt.latest_complete_step(), "run_name": self.run_name,
+            "config_file": self.config_file, "cell": cfg.model.cell, "train_mode": cfg.train.mode,
+            "seed": cfg.train.seed, "data": cfg.data.name, "hidden_size": cfg.model.hidden_size,
+            "num_layers": cfg.model.num_layers, "steps_per_epoch": self.setup.steps_per_epoch,
+            "skipped_steps": int(self.meta.get("skipped", 0)), "wall_s": self.wall(), **environment()})
+
         level = s.corpus.level
         val = evaluate(s.model, params, s.corpus.valid, cfg, level, s.eval_fn)
         test = evaluate(s.model, params, s.corpus.test, cfg, level, s.eval_fn)
@@ -311,8 +348,10 @@ class RunRecorder:
         }
         if level == "char":
             summary["val_bpc"], summary["test_bpc"] = val["bpc"], test["bpc"]
-        for k, v in s.corpus.meta.items():
-            summary[k] = v
+        if cfg.train.get("skip_nonfinite", False):
+            summary["skipped_steps"] = int(meta.get("skipped", 0))
+        for k, v in s.corpus.meta.items():  # the corpus' facts; its "seed" (data.seed) must not hide train.seed
+            summary[k if k not in summary else f"data_{k}"] = v
         self.logger.log(step, {"test/loss": test["loss"], "test/ppl": test["ppl"],
                                **({"test/bpc": test["bpc"]} if "bpc" in test else {})})
         self.logger.summary(summary)
@@ -336,6 +375,7 @@ def _whole(tree, i):
     return tree
 
 
+    faults.check_vocab(workdir, setup.corpus.vocab.to_json())  # a resumed run must see the same vocabulary
 def _slice(tree, i):
     return jax.tree_util.tree_map(lambda x: x[i], tree)
 
@@ -367,30 +407,40 @@ def train_loop(cfg, setup: Setup, recorders: list, state: TrainState, step_fn, k
         t0 = time.perf_counter()
         state, m = step_fn(state, (x_tr[w], y_tr[w]), key)
         if step == first_step:  # first step of this process: compile time
+    guard = faults.NonFiniteGuard(step, len(recorders))  # non-finite steps, checked at each boundary below
             jax.block_until_ready(state.params)
             for r in recorders:
                 r.meta["compile_s"] = time.perf_counter() - t0
             t_window = time.perf_counter()
         else:
             tokens_window += B * T
+        faults.kill_point("step")
+        guard.add(m.get("nonfinite"))
         acc = m if acc is None else jax.tree_util.tree_map(jnp.add, acc, m)
         step += 1
         if step % log_every == 0 or step == total_steps:
             a = jax.device_get(acc)
             now = time.perf_counter()
             for i, r in enumerate(recorders):
-                r.log_train(step, {k: float(v) for k, v in part(a, i).items()}, now - t_window, tokens_window, now)
+                if live[i]:
+                    r.log_train(step, {k: float(v) for k, v in part(a, i).items()}, now - t_window, tokens_window, now)
             acc, tokens_window, t_window = None, 0, time.perf_counter()
         epoch_end = step % W == 0 or step == total_steps
+        do_eval, do_save = epoch_end or (ev_every and step % ev_every == 0), epoch_end or (ck_every and step % ck_every == 0)
+        if (step % log_every == 0 or do_eval or do_save) and faults.check_runs(guard, recorders, state.opt_state,
+                                                                                cfg, step):
+            break  # every run diverged (nothing after the bad step was logged or saved)
+        live = [r.diverged is None for r in recorders]
         improved = [False] * len(recorders)
-        if epoch_end or (ev_every and step % ev_every == 0):
-            improved = [r.validate(step, part(state.params, i)) for i, r in enumerate(recorders)]
+        if do_eval:
+            improved = [live[i] and r.validate(step, part(state.params, i)) for i, r in enumerate(recorders)]
             t_window = time.perf_counter()
-        if epoch_end or (ck_every and step % ck_every == 0):
+        if do_save:
             a = None if acc is None else jax.device_get(acc)
             for i, r in enumerate(recorders):
-                r.save(step, part(state, i), None if a is None else {k: float(v) for k, v in part(a, i).items()},
-                       improved[i])
+                if live[i]:
+                    r.save(step, part(state, i), None if a is None else {k: float(v) for k, v in part(a, i).items()},
+                           improved[i])
             t_window = time.perf_counter()
     return state, step
 
@@ -405,7 +455,14 @@ def train_and_evaluate(cfg, workdir, *, run_name: str | None = None, config_file
     done = finished_summary(workdir)
     if done is not None:
         return done
-    t_start = time.perf_counter()
+    faults.raise_if_diverged(workdir)  # a diverged run stays diverged (same config, same numbers)
+    faults.install_from_env()
+    try:
+        return _train_and_evaluate(cfg, workdir, run_name=run_name, config_file=config_file)
+    except OSError as e:  # a full disk or a permission problem while writing the run directory: one line
+        raise RnnlabError(faults.io_error_message(e, f"could not write to run directory {workdir}") +
+                          "; files written before are intact; fix the cause and re-run the same command "
+                          "to resume from the last checkpoint") from None
 
     setup = prepare(cfg)
     start_run_dir(workdir, cfg, setup)
@@ -414,6 +471,9 @@ def train_and_evaluate(cfg, workdir, *, run_name: str | None = None, config_file
     rec = RunRecorder(cfg, workdir, setup, run_name=run_name or workdir.name, config_file=config_file,
                       t_start=t_start)
     try:
+
+def _train_and_evaluate(cfg, workdir: Path, *, run_name: str | None, config_file: str) -> dict:
+    t_start = time.perf_counter()
         state = rec.start(state)
         step_fn = jax.jit(make_train_step(setup.model, setup.tx, cfg), donate_argnums=0)
         B = cfg.train.batch_size
@@ -422,3 +482,5 @@ def train_and_evaluate(cfg, workdir, *, run_name: str | None = None, config_file
         return rec.finish(step, state.params)
     finally:
         rec.close()
+        if rec.diverged is not None:
+            raise faults.Diverged(rec.diverged, rec.diverged_step)

@@ -1,0 +1,274 @@
+"""What a run does when something goes wrong: non-finite numbers, a full disk, a kill.
+
+* **Non-finite loss or gradient.** ``all_finite`` is computed inside the jitted step; every step
+  reports ``nonfinite`` (0 or 1) in its metrics. By default (``train.skip_nonfinite=False``) the
+  loop hands these flags to a ``NonFiniteGuard``, which checks them (one host transfer) before
+  anything is logged, evaluated or saved and raises ``Diverged`` naming the first bad step: the
+  run stops, its last checkpoint (saved before the bad step) stays the last good one, and
+  summary.json gets ``status: diverged``. With ``train.skip_nonfinite=True`` the optimizer is
+  wrapped in ``optax.apply_if_finite``: a bad update is skipped (parameters, optimizer state and
+  carries unchanged; its loss is left out of the train metrics) and counted; more than
+  ``train.max_skips_in_a_row`` skips in a row is a divergence too.
+* **Full disk / failed writes.** ``io_error_message`` turns an OSError or orbax/tensorstore's
+  ``RESOURCE_EXHAUSTED ... No space left on device`` into one line.
+* **Kills.** Nothing here: checkpoints are written to a temporary folder and renamed (orbax), JSON
+  files are written to a temporary file and renamed (``tracking.write_json``), and metrics.jsonl is
+  cut back on resume to its length at the checkpoint (``truncate_file``), so a kill at any moment
+  leaves the last complete checkpoint and everything written before it intact.
+* **Fault injection** for tests and ``experiments/kill_resume.py``: ``RNNLAB_KILL_AT=point:n``
+  makes the training process SIGKILL itself at the n-th time it passes ``point`` (``step``: after a
+  train step is dispatched; ``eval``: inside a validation; ``save``: inside an orbax save, after the
+  data is written and before the temporary folder is renamed). Unset, ``kill_point`` is a dict
+  lookup.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import RnnlabError
+
+# ----------------------------------------------------------------------------- non-finite numbers
+
+
+class Diverged(RnnlabError):
+    """Training produced a non-finite loss or gradient at ``step`` (1-based: the step-th update)."""
+
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step
+
+
+def all_finite(*trees) -> jax.Array:
+    """True (a traced bool scalar) when every leaf of every tree is finite."""
+    leaves = [leaf for t in trees for leaf in jax.tree_util.tree_leaves(t)]
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
+
+
+def poison_unless(ok, grads):
+    """Gradients made NaN when ``ok`` is False, so ``optax.apply_if_finite`` (which looks only at
+    the gradients) also skips an update whose loss alone is non-finite."""
+    return jax.tree_util.tree_map(lambda g: jnp.where(ok, g, jnp.full_like(g, jnp.nan)), grads)
+
+
+def select_tree(ok, new, old):
+    """``new`` where ``ok`` else ``old``, leaf by leaf (ok is a scalar bool)."""
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
+
+
+def mask_metrics(ok, metrics: dict) -> dict:
+    """A skipped step's sums (NaN or not) are replaced by 0, so the logged train loss averages the
+    applied updates only; ``steps`` counts applied updates and ``skipped`` the skipped ones."""
+    out = {k: jnp.where(ok, v, jnp.zeros_like(v)) for k, v in metrics.items()}
+    out["skipped"] = jnp.where(ok, 0.0, 1.0).astype(jnp.float32)
+    return out
+
+
+def consecutive_skips(opt_state, runs: int = 1) -> np.ndarray:
+    """``notfinite_count`` of an ``optax.apply_if_finite`` state, one per run: int [runs] (zeros
+    when the optimizer has none)."""
+    count = getattr(opt_state, "notfinite_count", None)
+    if count is None:
+        return np.zeros(runs, np.int64)
+    return np.broadcast_to(np.asarray(jax.device_get(count)).reshape(-1), (runs,)).astype(np.int64)
+
+
+class NonFiniteGuard:
+    """Collects the per-step ``nonfinite`` flags (device scalars, or [R] when R runs are vmapped;
+    no host sync per step); ``first_bad()`` fetches them at once and returns, per run, the first
+    non-finite step (1-based: the step-th update) or 0."""
+
+    def __init__(self, first_step: int, runs: int = 1):
+        self.first, self.runs = first_step, runs  # steps taken before the first pending flag
+        self.pending: list = []
+
+    def add(self, flag) -> None:
+        if flag is not None:
+            self.pending.append(flag)
+
+    def first_bad(self) -> np.ndarray:
+        out = np.zeros(self.runs, np.int64)
+        if self.pending:
+            flags = np.asarray(jax.device_get(self.pending)).reshape(len(self.pending), -1)  # [n, R or 1]
+            for r in range(self.runs):
+                bad = np.flatnonzero(flags[:, min(r, flags.shape[1] - 1)] > 0)
+                out[r] = self.first + int(bad[0]) + 1 if bad.size else 0
+            self.first += len(self.pending)
+            self.pending = []
+        return out
+
+
+def check_runs(guard: NonFiniteGuard, recorders, opt_state, cfg, step: int) -> bool:
+    """At a log / eval / checkpoint boundary: mark each run that diverged since the last check
+    (``recorder.diverge(step, message)``). Without ``train.skip_nonfinite`` a run diverges at its
+    first non-finite step; with it, when more than ``train.max_skips_in_a_row`` updates in a row
+    were skipped. Returns True when every run has diverged (the loop stops)."""
+    skip = bool(cfg.train.get("skip_nonfinite", False))
+    bad = guard.first_bad()
+    skips = consecutive_skips(opt_state, len(recorders)) if skip else None
+    for i, r in enumerate(recorders):
+        if r.diverged is not None:
+            continue
+        if not skip and bad[i]:
+            r.diverge(int(bad[i]), diverged_message(int(bad[i]), r.ckpt.latest_complete_step()))
+        elif skip and skips[i] > cfg.train.max_skips_in_a_row:
+            r.diverge(step, diverged_message(step, r.ckpt.latest_complete_step(), skips=int(skips[i])))
+    return all(r.diverged is not None for r in recorders)
+
+
+def diverged_message(step: int, last_good_checkpoint, skips: int | None = None) -> str:
+    what = (f"{skips} updates in a row had a non-finite loss or gradient (up to step {step})" if skips
+            else f"non-finite loss or gradient at step {step}")
+    kept = (f"last good checkpoint: step {last_good_checkpoint}" if last_good_checkpoint is not None
+            else "no checkpoint was saved before it")
+    fix = ("raise train.max_skips_in_a_row or lower train.lr" if skips else
+           "lower train.lr, set train.clip_norm, or set train.skip_nonfinite=True to skip such updates")
+    return f"training diverged: {what}; {kept}; {fix} (in a new --workdir)"
+
+
+def raise_if_diverged(workdir) -> None:
+    """A run directory whose summary.json says diverged: raise its Diverged again (re-running the
+    same config would diverge the same way; a sweep re-run reports it without training again)."""
+    path = Path(workdir) / "summary.json"
+    if not path.exists():
+        return
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(summary, dict) and summary.get("status") == "diverged":
+        raise Diverged(str(summary.get("error") or f"training diverged at step {summary.get('diverged_step')}"),
+                       int(summary.get("diverged_step") or 0))
+
+
+# ----------------------------------------------------------------------------- run directory checks
+def check_vocab(workdir, vocab_json: dict) -> None:
+    """Refuse to resume a run whose checkpoints were trained on another vocabulary (the data changed
+    since the run started): vocab.json must equal the vocabulary the data gives now."""
+    workdir = Path(workdir)
+    path, ckpts = workdir / "vocab.json", workdir / "checkpoints"
+    if not path.exists() or not ckpts.is_dir() or not any(ckpts.glob("*/[0-9]*")):
+        return
+    try:
+        old = json.loads(path.read_text())
+        old_itos = list(old["itos"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise RnnlabError(f"{path} is not a vocabulary (unreadable JSON or no itos); move the run directory away "
+                          f"or use another --workdir") from None
+    new_itos = list(vocab_json["itos"])
+    if old == vocab_json:
+        return
+    if len(old_itos) != len(new_itos):
+        what = f"{len(old_itos)} tokens in vocab.json, {len(new_itos)} in the data now"
+    else:
+        i = next((k for k, (a, b) in enumerate(zip(old_itos, new_itos)) if a != b), None)
+        what = (f"token {i} is {old_itos[i]!r} in vocab.json, {new_itos[i]!r} in the data now" if i is not None
+                else "its level or unk token differs")
+    raise RnnlabError(f"workdir {workdir} was trained on a different vocabulary ({what}); the data changed since "
+                      f"the run started: use the original data or another --workdir")
+
+
+# ----------------------------------------------------------------------------- disk errors
+_DISK_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """An OSError ENOSPC/EDQUOT, or tensorstore's RESOURCE_EXHAUSTED / 'No space left on device'
+    (orbax raises those as ValueError), anywhere in the exception's chain."""
+    seen = 0
+    while e is not None and seen < 10:
+        if isinstance(e, OSError) and e.errno in _DISK_FULL_ERRNOS:
+            return True
+        text = str(e)
+        if "No space left on device" in text or "os_error_code='28'" in text or "Disk quota exceeded" in text:
+            return True
+        e = e.__cause__ or e.__context__
+        seen += 1
+    return False
+
+
+def io_error_message(e: BaseException, what: str) -> str:
+    """One line: what could not be written and why."""
+    if is_disk_full(e):
+        return f"{what}: no space left on device"
+    if isinstance(e, OSError) and e.strerror:
+        name = f" {e.filename}" if e.filename else ""
+        return f"{what}: {e.strerror}{name}"
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return f"{what}: {type(e).__name__}: {lines[0][:300] if lines else ''}".rstrip(": ")
+
+
+# ----------------------------------------------------------------------------- metrics.jsonl
+def file_size(path) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def truncate_file(path, size) -> None:
+    """Cut ``path`` back to ``size`` bytes (its length when the checkpoint was saved): lines logged
+    after the checkpoint, and a torn last line, are dropped; they are logged again on resume."""
+    path = Path(path)
+    if size is None or not path.exists() or file_size(path) <= int(size):
+        return
+    with open(path, "r+b") as f:
+        f.truncate(int(size))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+# ----------------------------------------------------------------------------- fault injection
+KILL_ENV = "RNNLAB_KILL_AT"
+POINTS = ("step", "eval", "save")
+_counts: dict[str, int] = {}
+_target: tuple[str, int] | None = None
+_installed = False
+
+
+def _parse(spec: str) -> tuple[str, int] | None:
+    if not spec:
+        return None
+    point, _, n = spec.partition(":")
+    if point not in POINTS or not n.isdigit() or int(n) < 1:
+        raise RnnlabError(f"{KILL_ENV}={spec!r} is not valid; use POINT:N with POINT one of {', '.join(POINTS)} "
+                          f"and N >= 1")
+    return point, int(n)
+
+
+def kill_point(name: str) -> None:
+    """SIGKILL this process at the n-th pass through ``name`` when ``RNNLAB_KILL_AT=name:n``."""
+    if _target is None or _target[0] != name:
+        return
+    _counts[name] = _counts.get(name, 0) + 1
+    if _counts[name] == _target[1]:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def install_from_env() -> None:
+    """Read ``RNNLAB_KILL_AT`` (once per process); for ``save``, hook orbax's finalize (the rename
+    of the temporary checkpoint folder) so the kill lands inside a save."""
+    global _target, _installed
+    if _installed:
+        return
+    _installed = True
+    _target = _parse(os.environ.get(KILL_ENV, ""))
+    if _target is None or _target[0] != "save":
+        return
+    from orbax.checkpoint._src.path import atomicity
+
+    original = atomicity.AtomicRenameTemporaryPath.finalize
+
+    async def finalize(self, *args, **kwargs):
+        if self.get_final().name.isdigit():  # the step folder (its items are finalized before it)
+            kill_point("save")
+        return await original(self, *args, **kwargs)
+
+    atomicity.AtomicRenameTemporaryPath.finalize = finalize
