@@ -96,8 +96,8 @@ def make_train_step(model, tx, cfg):
     so callers can jit it, vmap it over seeds, or both. ``metrics["nonfinite"]`` is 1.0 when the loss or
     a gradient is not finite; with ``train.skip_nonfinite`` that update is skipped (faults.py)."""
     loss_fn = make_loss_fn(model, cfg)
-
     skip = bool(cfg.train.get("skip_nonfinite", False))
+
     def train_step(state: TrainState, batch, key):
         x, y = batch
         key = jax.random.fold_in(key, state.step)
@@ -110,11 +110,11 @@ def make_train_step(model, tx, cfg):
         params = optax.apply_updates(state.params, updates)
         metrics = dict(metrics, grad_norm_sum=optax.global_norm(grads), steps=jnp.float32(1.0))
         carries = jax.lax.stop_gradient(carries)
-        return state.replace(step=state.step + 1, params=params, opt_state=opt_state, carries=carries), metrics
         if skip:  # a skipped step leaves the carries as they were and its sums out of the metrics
             carries = faults.select_tree(ok, carries, state.carries)
             metrics = faults.mask_metrics(ok, metrics)
         metrics["nonfinite"] = jnp.where(ok, 0.0, 1.0).astype(jnp.float32)
+        return state.replace(step=state.step + 1, params=params, opt_state=opt_state, carries=carries), metrics
 
     return train_step
 
@@ -212,11 +212,11 @@ def prepare(cfg) -> Setup:
     corpus = load_corpus(cfg.data)
     model = build_model(cfg, corpus.vocab.size)
     B, T = cfg.train.batch_size, cfg.train.bptt
-    x_tr, y_tr = train_windows(corpus.train, B, T)
     n = len(corpus.train)
     if n < B * (T + 1):  # not one [B, T] window (data.train_windows)
         raise RnnlabError(f"train.batch_size={B} and train.bptt={T} are too large for the train split ({n} tokens); "
                           f"need batch_size * (bptt + 1) <= {n}")
+    x_tr, y_tr = train_windows(corpus.train, B, T)
     W = x_tr.shape[0]
     total_steps = cfg.train.epochs * W
     if cfg.train.max_steps:
@@ -252,9 +252,9 @@ class RunRecorder:
         self.resume_step = None
         self.wall_prev = 0.0  # time spent by earlier (interrupted) processes of this run
         self.logger = None
-
         self.diverged: str | None = None  # the message, once the run has diverged (faults.py)
         self.diverged_step: int | None = None
+
     def start(self, state: TrainState) -> TrainState:
         """Restore the latest checkpoint if there is one (-> the state to continue from) and open the loggers."""
         restored = self.ckpt.resume(state)  # the newest usable checkpoint (falls back past damaged ones)
@@ -262,9 +262,9 @@ class RunRecorder:
             state, self.meta, _ = restored
             state = jax.tree_util.tree_map(jnp.asarray, state)
             self.resume_step = int(state.step)
-        self.wall_prev = self.meta["wall_s"]
             # metrics.jsonl as it was at that checkpoint: later lines (and a torn one) are logged again
             faults.truncate_file(self.workdir / "metrics.jsonl", self.meta.get("metrics_bytes"))
+        self.wall_prev = self.meta["wall_s"]
         self.logger = make_loggers(self.cfg, self.workdir, total_steps=self.setup.total_steps,
                                    resume_step=self.resume_step, run_name=self.run_name)
         return state
@@ -293,10 +293,10 @@ class RunRecorder:
     def validate(self, step: int, params) -> bool:
         """Validation perplexity now; logs it and returns whether it improved on the best so far."""
         s = self.setup
+        faults.kill_point("eval")
         v = evaluate(s.model, params, s.corpus.valid, self.cfg, s.corpus.level, s.eval_fn)
         epoch = step / s.steps_per_epoch
         improved = v["ppl"] < self.meta["best_val_ppl"]
-        faults.kill_point("eval")
         if improved:
             self.meta["best_val_ppl"] = v["ppl"]
         self.meta["history"].append({"step": step, "epoch": epoch, "val_ppl": v["ppl"]})
@@ -311,12 +311,9 @@ class RunRecorder:
         """Checkpoint ``state`` (this run's, unbatched) with the host loop state."""
         self.meta["acc"] = acc
         self.meta["wall_s"] = self.wall()
+        self.meta["metrics_bytes"] = faults.file_size(self.workdir / "metrics.jsonl")  # cut back to this on resume
         self.ckpt.save(step, state, self.meta, best=best)
 
-    def finish(self, step: int, params) -> dict:
-        self.meta["metrics_bytes"] = faults.file_size(self.workdir / "metrics.jsonl")  # cut back to this on resume
-        """Final valid/test perplexity; writes summary.json (status finished) and returns it."""
-        s, cfg, meta = self.setup, self.cfg, self.meta
     def diverge(self, step: int, message: str) -> None:
         """The run hit a non-finite loss or gradient: summary.json gets status diverged (the step, the
         message, the last good checkpoint); nothing more is logged, evaluated or saved for it."""
@@ -330,6 +327,9 @@ class RunRecorder:
             "num_layers": cfg.model.num_layers, "steps_per_epoch": self.setup.steps_per_epoch,
             "skipped_steps": int(self.meta.get("skipped", 0)), "wall_s": self.wall(), **environment()})
 
+    def finish(self, step: int, params) -> dict:
+        """Final valid/test perplexity; writes summary.json (status finished) and returns it."""
+        s, cfg, meta = self.setup, self.cfg, self.meta
         level = s.corpus.level
         val = evaluate(s.model, params, s.corpus.valid, cfg, level, s.eval_fn)
         test = evaluate(s.model, params, s.corpus.test, cfg, level, s.eval_fn)
@@ -368,6 +368,7 @@ def start_run_dir(workdir, cfg, setup: Setup) -> None:
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     check_workdir_config(workdir, cfg)
+    faults.check_vocab(workdir, setup.corpus.vocab.to_json())  # a resumed run must see the same vocabulary
     write_json(workdir / "vocab.json", setup.corpus.vocab.to_json())
 
 
@@ -375,7 +376,6 @@ def _whole(tree, i):
     return tree
 
 
-    faults.check_vocab(workdir, setup.corpus.vocab.to_json())  # a resumed run must see the same vocabulary
 def _slice(tree, i):
     return jax.tree_util.tree_map(lambda x: x[i], tree)
 
@@ -400,24 +400,30 @@ def train_loop(cfg, setup: Setup, recorders: list, state: TrainState, step_fn, k
     log_every, ck_every, ev_every = cfg.train.log_every, cfg.checkpoint.every_steps, cfg.train.eval_every
     t_window = time.perf_counter()
     tokens_window = 0
+    guard = faults.NonFiniteGuard(step, len(recorders))  # non-finite steps, checked at each boundary below
     while step < total_steps:
         w = step % W
         if w == 0:
             state = state.replace(carries=fresh_carries())
         t0 = time.perf_counter()
         state, m = step_fn(state, (x_tr[w], y_tr[w]), key)
+        faults.kill_point("step")
+        guard.add(m.get("nonfinite"))
         if step == first_step:  # first step of this process: compile time
-    guard = faults.NonFiniteGuard(step, len(recorders))  # non-finite steps, checked at each boundary below
             jax.block_until_ready(state.params)
             for r in recorders:
                 r.meta["compile_s"] = time.perf_counter() - t0
             t_window = time.perf_counter()
         else:
             tokens_window += B * T
-        faults.kill_point("step")
-        guard.add(m.get("nonfinite"))
         acc = m if acc is None else jax.tree_util.tree_map(jnp.add, acc, m)
         step += 1
+        epoch_end = step % W == 0 or step == total_steps
+        do_eval, do_save = epoch_end or (ev_every and step % ev_every == 0), epoch_end or (ck_every and step % ck_every == 0)
+        if (step % log_every == 0 or do_eval or do_save) and faults.check_runs(guard, recorders, state.opt_state,
+                                                                                cfg, step):
+            break  # every run diverged (nothing after the bad step was logged or saved)
+        live = [r.diverged is None for r in recorders]
         if step % log_every == 0 or step == total_steps:
             a = jax.device_get(acc)
             now = time.perf_counter()
@@ -425,12 +431,6 @@ def train_loop(cfg, setup: Setup, recorders: list, state: TrainState, step_fn, k
                 if live[i]:
                     r.log_train(step, {k: float(v) for k, v in part(a, i).items()}, now - t_window, tokens_window, now)
             acc, tokens_window, t_window = None, 0, time.perf_counter()
-        epoch_end = step % W == 0 or step == total_steps
-        do_eval, do_save = epoch_end or (ev_every and step % ev_every == 0), epoch_end or (ck_every and step % ck_every == 0)
-        if (step % log_every == 0 or do_eval or do_save) and faults.check_runs(guard, recorders, state.opt_state,
-                                                                                cfg, step):
-            break  # every run diverged (nothing after the bad step was logged or saved)
-        live = [r.diverged is None for r in recorders]
         improved = [False] * len(recorders)
         if do_eval:
             improved = [live[i] and r.validate(step, part(state.params, i)) for i, r in enumerate(recorders)]
@@ -464,6 +464,9 @@ def train_and_evaluate(cfg, workdir, *, run_name: str | None = None, config_file
                           "; files written before are intact; fix the cause and re-run the same command "
                           "to resume from the last checkpoint") from None
 
+
+def _train_and_evaluate(cfg, workdir: Path, *, run_name: str | None, config_file: str) -> dict:
+    t_start = time.perf_counter()
     setup = prepare(cfg)
     start_run_dir(workdir, cfg, setup)
     keys = split_keys(cfg.train.seed)
@@ -471,16 +474,13 @@ def train_and_evaluate(cfg, workdir, *, run_name: str | None = None, config_file
     rec = RunRecorder(cfg, workdir, setup, run_name=run_name or workdir.name, config_file=config_file,
                       t_start=t_start)
     try:
-
-def _train_and_evaluate(cfg, workdir: Path, *, run_name: str | None, config_file: str) -> dict:
-    t_start = time.perf_counter()
         state = rec.start(state)
         step_fn = jax.jit(make_train_step(setup.model, setup.tx, cfg), donate_argnums=0)
         B = cfg.train.batch_size
         state, step = train_loop(cfg, setup, [rec], state, step_fn, keys["dropout"], step=int(state.step),
                                  fresh_carries=lambda: model_carries(cfg, B))
+        if rec.diverged is not None:
+            raise faults.Diverged(rec.diverged, rec.diverged_step)
         return rec.finish(step, state.params)
     finally:
         rec.close()
-        if rec.diverged is not None:
-            raise faults.Diverged(rec.diverged, rec.diverged_step)
