@@ -63,6 +63,9 @@ def base_config() -> ml_collections.ConfigDict:
     t.log_every = 50  # steps between metrics.jsonl lines
     t.eval_every = 0  # extra validation every N steps (0 = once per epoch and at the end)
     t.progress = True  # progress bar on stderr
+    t.skip_nonfinite = False  # a non-finite loss or gradient: False = stop, status diverged; True = skip that update
+    #   (optax.apply_if_finite: params, optimizer state and carries unchanged) and count it
+    t.max_skips_in_a_row = 10  # with skip_nonfinite: more consecutive skipped updates than this = diverged
 
     c.eval = e = ml_collections.ConfigDict()
     e.batch_size = 10  # streams for exact valid/test perplexity (every target token counted once)
@@ -83,9 +86,6 @@ def base_config() -> ml_collections.ConfigDict:
 
 def _check_choice(value, allowed, field):
     if value not in allowed:
-    t.skip_nonfinite = False  # a non-finite loss or gradient: False = stop, status diverged; True = skip that update
-    #   (optax.apply_if_finite: params, optimizer state and carries unchanged) and count it
-    t.max_skips_in_a_row = 10  # with skip_nonfinite: more consecutive skipped updates than this = diverged
         raise RnnlabError(f"{field}={value!r} is not valid; allowed: {', '.join(map(str, allowed))}")
 
 
