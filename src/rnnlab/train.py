@@ -433,15 +433,17 @@ def train_loop(cfg, setup: Setup, recorders: list, state: TrainState, step_fn, k
             acc, tokens_window, t_window = None, 0, time.perf_counter()
         improved = [False] * len(recorders)
         if do_eval:
+            t_pause = time.perf_counter()
             improved = [live[i] and r.validate(step, part(state.params, i)) for i, r in enumerate(recorders)]
-            t_window = time.perf_counter()
+            t_window += time.perf_counter() - t_pause  # the window's clock skips evaluation; its tokens stay counted
         if do_save:
+            t_pause = time.perf_counter()
             a = None if acc is None else jax.device_get(acc)
             for i, r in enumerate(recorders):
                 if live[i]:
                     r.save(step, part(state, i), None if a is None else {k: float(v) for k, v in part(a, i).items()},
                            improved[i])
-            t_window = time.perf_counter()
+            t_window += time.perf_counter() - t_pause
     return state, step
 
 
