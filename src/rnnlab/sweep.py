@@ -318,12 +318,15 @@ def member_status(run_dir) -> dict:
 
 
 def write_index(workdir, members: list[Member], *, config_file: str, cli: dict, sweep: dict, vmap_seeds: bool,
-                extra: dict | None = None) -> dict:
+                extra: dict | None = None, running=()) -> dict:
+    """Write <workdir>/sweep.json: the members with their status from disk (``running`` while this
+    process trains them; a killed sweep leaves that, the next run recomputes it)."""
     index = {
         "study": Path(workdir).name, "config_file": config_file, "cli_overrides": cli, "sweep": sweep,
         "vmap_seeds": vmap_seeds, "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "members": [{"name": m.name, "dir": m.name, "overrides": m.overrides, **member_status(Path(workdir) / m.name),
-                     **((extra or {}).get(m.name, {}))} for m in members],
+                     **((extra or {}).get(m.name, {})), **({"status": "running"} if m.name in running else {})}
+                    for m in members],
     }
     write_json(Path(workdir) / INDEX_FILE, index)
     return index
@@ -407,9 +410,9 @@ def run_sweep(cfg, workdir, sweep: dict, *, config_file: str = "", pinned=(), zi
         m.config.wandb.group = cfg.wandb.group or workdir.name
     extra: dict = {}
 
-    def index():
+    def index(running=()):
         return write_index(workdir, members, config_file=config_file, cli=cli, sweep=sweep, vmap_seeds=vmap_seeds,
-                           extra=extra)
+                           extra=extra, running={m.name for m in running})
 
     before = {m.name: member_status(workdir / m.name)["status"] for m in members}
     index()
@@ -436,6 +439,7 @@ def run_sweep(cfg, workdir, sweep: dict, *, config_file: str = "", pinned=(), zi
             from .multiseed import train_seeds
 
             seeds = {m.config.train.seed: m for m in todo}
+            index(running=todo)
             try:
                 train_seeds(todo[0].config, {s: workdir / m.name for s, m in seeds.items()},
                             run_names={s: m.name for s, m in seeds.items()}, config_file=config_file)
@@ -450,6 +454,7 @@ def run_sweep(cfg, workdir, sweep: dict, *, config_file: str = "", pinned=(), zi
             for m in todo:
                 done += 1
                 say(f"[{done}/{n}] {m.name}: {verb[m.name]}")
+                index(running=[m])
                 try:
                     s = train_fn(m.config, workdir / m.name, run_name=m.name, config_file=config_file)
                     say(f"[{done}/{n}] {m.name}: test ppl {s.get('test_ppl', math.nan):.4f}, "
