@@ -108,3 +108,26 @@ def test_notebooks_are_stripped(path):
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code, f"{path.name} has no code"
     assert all(c.outputs == [] and c.execution_count is None for c in code), f"{path.name} has outputs"
+
+
+def test_gates_notebook(data_dir):
+    """gates.ipynb on a tiny GRU trained for a few steps (RNNLAB_NB_TINY=1): the step-by-step table,
+    the z table, sampling frequencies vs softmax(logits / T), and both GRU conventions' gate check."""
+    import re
+
+    nb = execute_notebook(NOTEBOOKS / "gates.ipynb", env={"RNNLAB_NB_TINY": "1", "RNNLAB_DATA_DIR": str(data_dir)})
+    text = "".join(outputs(nb, "stream"))
+    assert "gru: 1 x 32 units, vocab of 28" in text and len(outputs(nb, "image/png")) == 1
+    rows = [ln for ln in text.splitlines() if re.match(r"^\s+\S \|", ln)]  # one per character of "traveller you"
+    assert len(rows) == len("traveller you")
+    for ln in rows:
+        ps = [float(p) for p in re.findall(r"\((\d\.\d{3})\)", ln)]
+        assert len(ps) == 5 and ps == sorted(ps, reverse=True) and sum(ps) <= 1.001
+    assert len([ln for ln in text.splitlines() if re.match(r"^\s+[0-7]( +[01]\.\d\d){13}$", ln)]) == 8  # z: 8 units x 13 steps
+    for name in ("gru", "gru_cho"):  # z near 1 keeps h = 0.5; z near 0 gives the candidate n
+        assert re.search(rf"^{name} +z ~ 0\.99\d\d: h' = \[0\.5 0\.5 0\.5 0\.5\]", text, re.M), text
+        take = re.search(rf"^{name} +z ~ 0\.000\d: h' = \[([^\]]*)\].*candidate n = \[([^\]]*)\]", text, re.M)
+        assert take and take.group(1).split() == take.group(2).split()
+    p05 = [float(x) for x in re.search(r"^T=0\.5 +(.*)$", text, re.M).group(1).split()[:4]]
+    f05 = [float(x.split("=")[1]) for x in re.search(r"^2000 draws at T=0\.5: (.*)$", text, re.M).group(1).split()]
+    assert max(abs(a - b) for a, b in zip(p05, f05)) < 0.05  # 2000 draws follow softmax(logits / 0.5)
