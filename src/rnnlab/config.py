@@ -45,6 +45,13 @@ def base_config() -> ml_collections.ConfigDict:
     d.num_valid = 20_000  # synthetic sources: tokens in the valid split
     d.num_test = 20_000  # synthetic sources: tokens in the test split
     d.seed = 1234  # synthetic sources: seed of the generator (fixed, independent of train.seed)
+    d.oracle = o = ml_collections.ConfigDict()  # name=oracle: a fixed random recurrent LM (SeqGAN / Texygen)
+    o.vocab_size = 32  # V of the oracle's tokens
+    o.cell = "lstm"  # its cell
+    o.hidden_size = 32  # its H (one layer)
+    o.embed_size = 32  # its E
+    o.init_std = 1.0  # every weight and bias ~ N(0, init_std^2) (SeqGAN: N(0, 1)); larger = peakier, lower entropy
+    o.entropy_tokens = 100_000  # tokens of the oracle's own sample for its entropy-rate estimate
 
     c.train = t = ml_collections.ConfigDict()
     t.seed = 0  # seeds parameter init, dropout and sampling keys (jax.random.key(seed), split by purpose)
@@ -60,6 +67,19 @@ def base_config() -> ml_collections.ConfigDict:
     t.clip_norm = 5.0  # global-norm gradient clipping (0 = off)
     t.weight_decay = 0.0  # decoupled weight decay (adamw only)
     t.mode = "teacher_forcing"  # teacher_forcing | scheduled_sampling | always_sampling | soft_sampling
+    # what the sampled modes feed back (forcing.py): eps = probability of the gold token, per step i
+    t.schedule = sc = ml_collections.ConfigDict()
+    sc.kind = "inverse_sigmoid"  # constant | linear | exponential | inverse_sigmoid (Bengio et al. 2015 used it)
+    sc.eps = 0.75  # constant: eps_i = eps
+    sc.start = 1.0  # linear: eps_i = max(eps_min, start - slope * i)
+    sc.slope = 1e-4  # linear: decrease of eps per step (1e-4: from 1 to 0 in 10k steps)
+    sc.base = 0.9999  # exponential: eps_i = max(eps_min, base ** i), 0 < base < 1
+    sc.k = 1000.0  # inverse_sigmoid: eps_i = max(eps_min, k / (k + exp(i / k))), k >= 1; eps = 1/2 at i = k ln k
+    sc.eps_min = 0.0  # floor of every schedule (the least gold fed)
+    sc.warmup_steps = 0  # pure teacher-forcing steps before the schedule starts (its i counts from the end of them)
+    t.feedback = "sample"  # hard feedback: sample (from softmax(logits / feedback_temperature)) | argmax
+    t.feedback_temperature = 1.0  # temperature of the fed-back draw; for soft_sampling, of the embedding mix
+    t.coin = "token"  # token: one gold-or-model coin per token (Bengio et al.'s choice) | sequence: one per row
     t.log_every = 50  # steps between metrics.jsonl lines
     t.eval_every = 0  # extra validation every N steps (0 = once per epoch and at the end)
     t.progress = True  # progress bar on stderr
@@ -70,6 +90,16 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval = e = ml_collections.ConfigDict()
     e.batch_size = 10  # streams for exact valid/test perplexity (every target token counted once)
     e.bptt = 0  # window length for evaluation; 0 = train.bptt
+    # free-running metrics at the end of a run (oracle.py): samples from prompts cut from the test split
+    e.free_running = False  # compute them (summary keys nll_test, nll_oracle, exposure_gap, distinct_n, ...); configs/tf_vs_ss.py turns it on
+    e.num_samples = 256  # S: prompts / samples
+    e.prompt_len = 16  # P: gold tokens that warm the carry before sampling
+    e.sample_len = 32  # tokens generated per sample (NLL-oracle, distinct-n, reference ppl, grammar validity)
+    e.sample_temperature = 1.0  # temperature of those samples and of the self-fed steps of the gap
+    e.exposure_ks = (1, 4, 16)  # k: self-fed steps before the gold continuation is scored (exposure-bias gap)
+    e.gap_tokens = 4  # gold continuation tokens scored after the k steps
+    e.distinct_n = (1, 2, 3)  # n of distinct-n (distinct n-grams / all n-grams of the samples)
+    e.reference = ""  # run directory of a reference model (same vocab): ppl of the samples under it; '' = none
 
     c.checkpoint = k = ml_collections.ConfigDict()
     k.every_steps = 0  # save every N steps (0 = at epoch ends and at the end only)
@@ -129,7 +159,51 @@ def validate(cfg) -> None:
             f"(got {cfg.model.embed_size} vs {cfg.model.hidden_size}); set embed_size=0"
         )
     if "schedule" in cfg.train:
-        _check_choice(cfg.train.schedule.kind, SCHEDULES, "train.schedule.kind")
+        _validate_forcing(cfg)
+    if "free_running" in cfg.eval:
+        _validate_free_running(cfg)
+    if "oracle" in cfg.data:
+        _validate_oracle(cfg)
+
+
+def _validate_forcing(cfg) -> None:
+    t, s = cfg.train, cfg.train.schedule
+    _check_choice(s.kind, SCHEDULES, "train.schedule.kind")
+    _check_choice(t.feedback, ("sample", "argmax"), "train.feedback")
+    _check_choice(t.coin, ("token", "sequence"), "train.coin")
+    for name in ("eps", "start", "eps_min"):
+        if not 0.0 <= s[name] <= 1.0:
+            raise RnnlabError(f"train.schedule.{name}={s[name]!r} is not valid; it must be in [0, 1]")
+    if s.slope < 0:
+        raise RnnlabError(f"train.schedule.slope={s.slope!r} is not valid; it must be >= 0")
+    if not 0.0 < s.base <= 1.0:
+        raise RnnlabError(f"train.schedule.base={s.base!r} is not valid; it must be in (0, 1]")
+    if s.k < 1.0:
+        raise RnnlabError(f"train.schedule.k={s.k!r} is not valid; inverse_sigmoid needs k >= 1")
+    _check_positive(s.warmup_steps, "train.schedule.warmup_steps", allow_zero=True)
+    _check_positive(t.feedback_temperature, "train.feedback_temperature")
+
+
+def _validate_free_running(cfg) -> None:
+    e = cfg.eval
+    for f in ("num_samples", "prompt_len", "sample_len", "gap_tokens"):
+        _check_positive(e[f], f"eval.{f}")
+    _check_positive(e.sample_temperature, "eval.sample_temperature")
+    for f in ("exposure_ks", "distinct_n"):
+        v = e[f]
+        if not isinstance(v, (tuple, list)) or not all(isinstance(k, int) and k >= (f == "distinct_n") for k in v):
+            low = "1" if f == "distinct_n" else "0"
+            raise RnnlabError(f"eval.{f}={v!r} is not valid; it must be a tuple of integers >= {low}, e.g. (1, 4, 16)")
+
+
+def _validate_oracle(cfg) -> None:
+    from .cells import CELLS
+
+    o = cfg.data.oracle
+    _check_choice(o.cell, sorted(CELLS), "data.oracle.cell")
+    for f in ("vocab_size", "hidden_size", "embed_size", "entropy_tokens"):
+        _check_positive(o[f], f"data.oracle.{f}")
+    _check_positive(o.init_std, "data.oracle.init_std")
 
 
 def to_dict(cfg) -> dict:

@@ -1,20 +1,257 @@
-"""What the model is fed while training. Teacher forcing: the gold previous token, always.
+"""What the model is fed while training: teacher forcing, scheduled sampling and its relatives.
+
+Modes (``train.mode``):
+
+* ``teacher_forcing``: the gold previous token, always. Runs the fast layout of ``model.__call__``
+  (the input projection of the whole window hoisted out of the scan).
+* ``scheduled_sampling`` (Bengio et al. 2015): at each step, for each sequence, a coin with
+  probability eps feeds the gold previous token, else a token drawn from the model's own prediction
+  at the previous step (``train.feedback``: ``sample`` from softmax(logits / feedback_temperature),
+  or ``argmax``); no gradient through the draw. ``train.coin``: one coin per token (default) or one
+  per sequence (per row of the window). eps follows ``train.schedule`` over optimizer steps.
+* ``always_sampling``: eps = 0 (Bengio et al.'s baseline): only the first token of a window is gold
+  (it continues the stream the carry has seen).
+* ``soft_sampling`` (Goyal et al. 2017): where the coin says "model", the fed embedding is the
+  probability-weighted mix of embeddings ``softmax(logits / feedback_temperature) @ E``, and the
+  gradient flows through it (differentiable scheduled sampling). eps follows the schedule.
+
+eps is a traced scalar computed from ``step`` inside the jitted step (convention 7), so every
+schedule and every eps runs through one compiled program. The sampled modes use
+``unroll.unroll_feedback`` (all layers + readout + the feedback choice per step in one scan); at
+eps = 1 that path gives the teacher-forcing loss and gradients (tests/test_forcing.py), and with a
+warm-up the loss function switches to the fast path while eps >= 1, with ``lax.cond``.
 
 ``make_loss_fn(model, cfg)`` returns ``loss_fn(params, carries, x, y, key, step)`` ->
-``(mean NLL, (carries, metrics))`` where metrics are sums (``nll_sum``, ``count``).
+``(mean NLL, (carries, metrics))`` with metrics as sums: ``nll_sum``, ``count``, ``eps`` (the
+step's eps), ``gold_fed`` (coins that fed the gold token, positions t >= 1) and ``fed_count``.
 """
 from __future__ import annotations
 
-import jax.numpy as jnp
+from functools import partial
+from typing import NamedTuple
 
+import jax
+import jax.numpy as jnp
+import optax
+
+from . import RnnlabError
 from .evaluate import token_nll
+from .model import LanguageModel, initial_carries, readout_logits
+from .unroll import unroll_feedback
+
+SAMPLED_MODES = ("scheduled_sampling", "always_sampling", "soft_sampling")
+FEEDBACKS = ("sample", "argmax")
+COINS = ("token", "sequence")
+
+
+# ----------------------------------------------------------------------------- schedules
+def make_schedule(s) -> optax.Schedule:
+    """The schedule of ``train.schedule`` (without the warm-up): step i -> eps_i (float32).
+
+    constant:        eps_i = eps
+    linear:          eps_i = max(eps_min, start - slope * i)            (Bengio et al.: max(eps, k - c i))
+    exponential:     eps_i = max(eps_min, base ** i), base < 1          (Bengio et al.: k ** i)
+    inverse_sigmoid: eps_i = max(eps_min, k / (k + exp(i / k))), k >= 1 (Bengio et al.; hand-written,
+                     optax has no such schedule). eps_0 = k / (k + 1); eps = 1/2 at i = k ln k.
+    """
+    kind = s.kind
+    eps_min = float(s.eps_min)
+    if kind == "constant":
+        return optax.constant_schedule(float(s.eps))
+    if kind == "linear":
+        start, slope = float(s.start), float(s.slope)
+        if slope == 0.0 or start <= eps_min:
+            return optax.constant_schedule(max(start, eps_min))
+        # the line start - slope * i reaches eps_min after (start - eps_min) / slope steps; optax's
+        # linear schedule interpolates exactly that line (fractional transition steps are fine) and holds.
+        return optax.linear_schedule(start, eps_min, (start - eps_min) / slope)
+    if kind == "exponential":
+        return optax.exponential_decay(1.0, transition_steps=1, decay_rate=float(s.base), end_value=eps_min)
+    if kind == "inverse_sigmoid":
+        k = float(s.k)
+
+        def inverse_sigmoid(i):  # hand-written: not an optax schedule
+            i = jnp.asarray(i, jnp.float32)
+            return jnp.maximum(jnp.float32(eps_min), k / (k + jnp.exp(i / k)))
+
+        return inverse_sigmoid
+    raise RnnlabError(f"train.schedule.kind={kind!r} is not valid; allowed: constant, linear, exponential, inverse_sigmoid")
+
+
+def eps_schedule(cfg) -> optax.Schedule:
+    """step -> eps for ``cfg.train.mode``: 1 for teacher forcing, 0 for always sampling, the schedule
+    for scheduled / soft sampling; a warm-up of ``train.schedule.warmup_steps`` pure teacher-forcing
+    steps comes first in the sampled modes (the schedule then starts at its step 0)."""
+    mode = cfg.train.mode
+    if mode == "teacher_forcing":
+        return lambda step: jnp.float32(1.0)
+    s = cfg.train.schedule
+    base = optax.constant_schedule(0.0) if mode == "always_sampling" else make_schedule(s)
+    if int(s.warmup_steps) > 0:
+        base = optax.join_schedules([optax.constant_schedule(1.0), base], [int(s.warmup_steps)])
+    return lambda step: jnp.asarray(base(step), jnp.float32)
+
+
+# ----------------------------------------------------------------------------- the sampled path
+class Feedback(NamedTuple):
+    """How the model's own prediction is fed back: ``kind`` sample | argmax | soft; ``temperature``
+    of the softmax the token is drawn from (or of the soft mix); ``coin`` token | sequence."""
+
+    kind: str = "sample"
+    temperature: float = 1.0
+    coin: str = "token"
+
+
+def feedback_options(cfg) -> Feedback:
+    t = cfg.train
+    kind = "soft" if t.mode == "soft_sampling" else t.feedback
+    return Feedback(kind=kind, temperature=float(t.feedback_temperature), coin=t.coin)
+
+
+def feedback_forward(model: LanguageModel, params, carries, x, key, eps, fb: Feedback = Feedback(), *,
+                     train: bool = False):
+    """The time-outer path: x [B, T] gold inputs -> (logits [B, T, V], carries, fed [B, T] int32,
+    gold [B, T] bool).
+
+    Step t feeds x[:, t] where ``gold[:, t]`` (a coin with probability eps; always at t = 0), else
+    the model's own token drawn from its logits at t - 1 (``fed`` holds what was fed; for soft
+    feedback the argmax of the mix stands in). ``key`` is the dropout key (as teacher forcing uses
+    it); the coins and draws use keys folded from it. eps may be a traced scalar.
+    """
+    B, T = x.shape
+    rngs = {"dropout": key} if train else {}
+    parts = model.apply({"params": params}, T, B, train=train, rngs=rngs, method=LanguageModel.feedback_parts)
+    table = parts["table"]
+    k_coin, k_draw = jax.random.split(jax.random.fold_in(key, 1))
+    u = jax.random.uniform(k_coin, (T, B) if fb.coin == "token" else (1, B))
+    gold = jnp.broadcast_to(u < eps, (T, B)).at[0].set(True)
+    xt = x.T.astype(jnp.int32)  # [T, B]
+    xs = {"tok": xt, "gold": gold, "key": jax.random.split(k_draw, T), "m_e": parts["mask_embed"],
+          "m_b": parts["mask_between"], "m_o": parts["mask_out"]}
+    if fb.kind == "soft":
+        xs["emb"] = jnp.take(table, xt, axis=0)  # gold embeddings [T, B, E], one gather for the window
+
+    temperature = jnp.asarray(fb.temperature, jnp.float32)
+
+    def feed(prev, s):
+        """prev: logits [B, V] of step t - 1 -> (input [B, E], fed token [B])."""
+        if fb.kind == "argmax" or fb.kind == "soft":
+            own = jnp.argmax(prev, axis=-1).astype(jnp.int32)
+        else:
+            own = jax.random.categorical(s["key"], prev / temperature, axis=-1).astype(jnp.int32)
+        tok = jnp.where(s["gold"], s["tok"], own)
+        if fb.kind == "soft":
+            mix = jax.nn.softmax(prev / temperature, axis=-1) @ table
+            e = jnp.where(s["gold"][:, None], s["emb"], mix)
+        else:
+            e = jnp.take(table, tok, axis=0)
+        return e * s["m_e"], tok
+
+    def between(i, h, s):
+        return h * s["m_b"][i - 1]
+
+    def readout(h, s):
+        return readout_logits(parts, h * s["m_o"])
+
+    init = jnp.zeros((B, table.shape[0]), jnp.float32)
+    carries, logits, fed = unroll_feedback(model.cell_fns, parts["layers"], carries, xs, init, feed=feed,
+                                           readout=readout, between=between, unroll=model.unroll)
+    return jnp.swapaxes(logits, 0, 1), carries, fed.T, gold.T
+
+
+# ----------------------------------------------------------------------------- losses
+def _metrics(nll, eps, gold):
+    T = gold.shape[1]
+    return {"nll_sum": nll.sum(), "count": jnp.asarray(nll.size, jnp.float32), "eps": jnp.asarray(eps, jnp.float32),
+            "gold_fed": gold[:, 1:].sum().astype(jnp.float32),
+            "fed_count": jnp.asarray(gold.shape[0] * (T - 1), jnp.float32)}
+
+
+def teacher_forcing_loss(model, params, carries, x, y, key):
+    """The fast path: the whole window through ``model.__call__`` (hoisted input projections)."""
+    logits, carries = model.apply({"params": params}, x, carries, train=True, rngs={"dropout": key})
+    nll = token_nll(logits, y)
+    return nll.mean(), (carries, _metrics(nll, 1.0, jnp.ones(x.shape, bool)))
+
+
+def sampled_loss(model, params, carries, x, y, key, eps, fb: Feedback):
+    """Mean NLL of y [B, T] when the inputs are chosen by ``feedback_forward`` with probability eps of gold.
+
+    Hard feedback (sample / argmax) runs in two passes: ``feedback_forward`` without gradient only
+    decides the tokens fed, then the fast teacher-forcing path (hoisted projections, the
+    recurrence's hand-written VJP) runs on those tokens with the same dropout key, hence the same
+    masks. No gradient flows through a hard choice, so this is the same loss and the same gradients
+    as differentiating the time-outer pass (tests/test_forcing.py), at about the cost of a
+    teacher-forcing step plus one forward pass (docs/perf_notes.md). Soft feedback differentiates
+    through the mix and keeps the one-pass path."""
+    if fb.kind == "soft":
+        return sampled_loss_one_pass(model, params, carries, x, y, key, eps, fb)
+    _, _, fed, gold = feedback_forward(model, jax.lax.stop_gradient(params), carries, x, key, eps, fb, train=True)
+    logits, carries = model.apply({"params": params}, jax.lax.stop_gradient(fed), carries, train=True,
+                                  rngs={"dropout": key})
+    nll = token_nll(logits, y)
+    return nll.mean(), (carries, _metrics(nll, eps, gold))
+
+
+def sampled_loss_one_pass(model, params, carries, x, y, key, eps, fb: Feedback):
+    """The same loss differentiated through the time-outer pass (the reference; soft feedback's path)."""
+    logits, carries, _, gold = feedback_forward(model, params, carries, x, key, eps, fb, train=True)
+    nll = token_nll(logits, y)
+    return nll.mean(), (carries, _metrics(nll, eps, gold))
 
 
 def make_loss_fn(model, cfg):
+    """``loss_fn(params, carries, x [B,T], y [B,T], key, step) -> (mean NLL, (carries, metrics))``."""
+    mode = cfg.train.mode
+    if mode == "teacher_forcing":
+        def loss_fn(params, carries, x, y, key, step):
+            return teacher_forcing_loss(model, params, carries, x, y, key)
+
+        return loss_fn
+    if mode not in SAMPLED_MODES:
+        raise RnnlabError(f"train.mode={mode!r} is not valid; allowed: teacher_forcing, {', '.join(SAMPLED_MODES)}")
+    eps_fn = eps_schedule(cfg)
+    fb = feedback_options(cfg)
+    warm = int(cfg.train.schedule.warmup_steps) > 0
+
     def loss_fn(params, carries, x, y, key, step):
-        logits, carries = model.apply({"params": params}, x, carries, train=True, rngs={"dropout": key})
-        nll = token_nll(logits, y)
-        metrics = {"nll_sum": nll.sum(), "count": jnp.asarray(nll.size, jnp.float32), "eps": jnp.float32(1.0)}
-        return nll.mean(), (carries, metrics)
+        eps = eps_fn(step)
+
+        def tf(ops):
+            p, c = ops
+            loss, (c, m) = teacher_forcing_loss(model, p, c, x, y, key)
+            return loss, (c, dict(m, eps=eps))
+
+        def ss(ops):
+            p, c = ops
+            return sampled_loss(model, p, c, x, y, key, eps, fb)
+
+        if not warm:
+            return ss((params, carries))
+        # during the warm-up (eps = 1) the fast path gives the same loss and gradients; lax.cond runs
+        # one branch (both under vmap). Without a warm-up only the sampled path is compiled.
+        return jax.lax.cond(eps >= 1.0, tf, ss, (params, carries))
 
     return loss_fn
+
+
+# ----------------------------------------------------------------------------- free running
+def free_run(model: LanguageModel, params, prompt, length: int, key, *, temperature: float = 1.0,
+             greedy: bool = False):
+    """Generation through the same feedback path at eps = 0: prompt [S, P] (P >= 1) -> (tokens
+    [S, length] int32, logits [S, length, V] each token was drawn from). The carry is warmed on the
+    prompt teacher-forced (fast path); dropout is off."""
+    return _free_run(model, params, jnp.asarray(prompt, jnp.int32), int(length), key,
+                     jnp.float32(temperature), bool(greedy))
+
+
+@partial(jax.jit, static_argnames=("model", "length", "greedy"))
+def _free_run(model, params, prompt, length, key, temperature, greedy):
+    S, P = prompt.shape
+    carries = initial_carries(model.cell, model.num_layers, S, model.hidden_size, model.forget_bias)
+    if P > 1:
+        _, carries = model.apply({"params": params}, prompt[:, :-1], carries)
+    x = jnp.concatenate([prompt[:, -1:], jnp.zeros((S, length), jnp.int32)], axis=1)  # [S, length + 1]
+    fb = Feedback(kind="argmax" if greedy else "sample", temperature=temperature)
+    logits, _, fed, _ = feedback_forward(model, params, carries, x, key, jnp.float32(0.0), fb)
+    return fed[:, 1:], logits[:, :length]

@@ -32,6 +32,7 @@ from .data import load_corpus, train_windows
 from .evaluate import evaluate, make_eval_fn
 from .forcing import make_loss_fn
 from .model import build_model, count_params, model_carries
+from .oracle import free_running_metrics, log_items
 from .tracking import make_loggers, write_json
 
 
@@ -285,6 +286,8 @@ class RunRecorder:
                "train/grad_norm": a["grad_norm_sum"] / n if n else math.nan, "train/eps": a["eps"] / n if n else math.nan,
                "train/lr": float(self.setup.lr_fn(step - 1)), "train/tokens_per_sec": tps,
                "wall_s": self.wall(now)}
+        if a.get("fed_count"):  # fraction of fed inputs that were gold (scheduled sampling: about eps)
+            rec["train/gold_frac"] = a["gold_fed"] / a["fed_count"]
         if self.cfg.train.get("skip_nonfinite", False):
             rec["train/skipped"] = a.get("skipped", 0.0)
             self.meta["skipped"] = self.meta.get("skipped", 0.0) + a.get("skipped", 0.0)
@@ -352,6 +355,10 @@ class RunRecorder:
             summary["skipped_steps"] = int(meta.get("skipped", 0))
         for k, v in s.corpus.meta.items():  # the corpus' facts; its "seed" (data.seed) must not hide train.seed
             summary[k if k not in summary else f"data_{k}"] = v
+        if cfg.eval.get("free_running", False):  # nll_test, nll_oracle, exposure_gap, ... (oracle.py)
+            free = free_running_metrics(s.model, params, s.corpus, cfg, split_keys(cfg.train.seed)["eval"], test=test)
+            summary.update(free)
+            self.logger.log(step, log_items(free))
         self.logger.log(step, {"test/loss": test["loss"], "test/ppl": test["ppl"],
                                **({"test/bpc": test["bpc"]} if "bpc" in test else {})})
         self.logger.summary(summary)

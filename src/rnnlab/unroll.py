@@ -124,6 +124,47 @@ def unroll(
     return tuple(new_carries), h
 
 
+def unroll_feedback(
+    cell: Cell,
+    layer_params: Sequence,
+    carries: Sequence,
+    xs,
+    init_out,
+    *,
+    feed: Callable,
+    readout: Callable,
+    between: Callable | None = None,
+    unroll: int = 1,
+):
+    """Time-outer unroll for paths whose input depends on the previous output (scheduled sampling,
+    free-running generation). One ``lax.scan`` over time; its body runs, for step t::
+
+        x_t, aux_t = feed(out_{t-1}, xs[t])        # choose / build the input from the last output
+        h = x_t; for each layer i: (i > 0: h = between(i, h, xs[t])); carry_i, h = cell.step(...)
+        out_t = readout(h, xs[t])                   # e.g. logits [B, V]
+
+    ``xs`` is a pytree with leading axis T (per-step inputs: gold embeddings, coins, keys, dropout
+    masks); ``init_out`` is out_{-1} (shaped like out_t). Every layer and the readout run inside the
+    body, so nothing is hoisted: only these paths pay for it; teacher forcing uses ``unroll``.
+    Returns (carries, outs [T, ...], auxs [T, ...]).
+    """
+
+    def body(state, xt):
+        cs, prev = state
+        h, aux = feed(prev, xt)
+        new = []
+        for i, (p, c) in enumerate(zip(layer_params, cs)):
+            if i > 0 and between is not None:
+                h = between(i, h, xt)
+            c, h = cell.step(p, c, h)
+            new.append(c)
+        out = readout(h, xt)
+        return (tuple(new), out), (out, aux)
+
+    (carries, _), (outs, auxs) = jax.lax.scan(body, (tuple(carries), init_out), xs, unroll=unroll)
+    return carries, outs, auxs
+
+
 def python_unroll(cell: Cell, layer_params: Sequence, carries: Sequence, xs):
     """Reference: the same stacked recurrence as a plain Python loop over time with ``cell.step``
     (no scan, no hoisting). Tests compare ``unroll`` against it."""
