@@ -3,7 +3,6 @@ numbers, batched = per row, prompt encoding; load_run and the sample CLI on a ti
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import subprocess
