@@ -133,17 +133,21 @@ def diverged_message(step: int, last_good_checkpoint, skips: int | None = None) 
     return f"training diverged: {what}; {kept}; {fix} (in a new --workdir)"
 
 
+def diverged_summary(workdir) -> dict | None:
+    """The run's summary.json if it says status diverged, else None."""
+    path = Path(workdir) / "summary.json"
+    try:
+        summary = json.loads(path.read_text()) if path.exists() else None
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) and summary.get("status") == "diverged" else None
+
+
 def raise_if_diverged(workdir) -> None:
     """A run directory whose summary.json says diverged: raise its Diverged again (re-running the
     same config would diverge the same way; a sweep re-run reports it without training again)."""
-    path = Path(workdir) / "summary.json"
-    if not path.exists():
-        return
-    try:
-        summary = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return
-    if isinstance(summary, dict) and summary.get("status") == "diverged":
+    summary = diverged_summary(workdir)
+    if summary is not None:
         raise Diverged(str(summary.get("error") or f"training diverged at step {summary.get('diverged_step')}"),
                        int(summary.get("diverged_step") or 0))
 

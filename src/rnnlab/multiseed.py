@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from .config import validate
+from .faults import diverged_summary
 from .model import model_carries
 from .train import (RunRecorder, Setup, TrainState, check_workdir_config, create_train_state, finished_summary,
                     make_train_step, prepare, split_keys, start_run_dir, train_loop)
@@ -91,7 +92,7 @@ def train_seeds(cfg, workdirs: dict, *, run_names: dict | None = None, config_fi
     for s, c in cfgs.items():
         validate(c)
         check_workdir_config(Path(workdirs[s]), c, write=False)
-        done = finished_summary(workdirs[s])
+        done = finished_summary(workdirs[s]) or diverged_summary(workdirs[s])  # diverged: stays so (faults.py)
         if done is not None:
             summaries[s] = done
         else:
@@ -124,6 +125,9 @@ def train_seeds(cfg, workdirs: dict, *, run_names: dict | None = None, config_fi
             state, step = train_loop(cfg, setup, [recs[s] for s in seeds], stack([states[s] for s in seeds]),
                                      step_fn, keys, step=step0, fresh_carries=fresh_carries, batched=True)
             for i, s in enumerate(seeds):
+                if recs[s].diverged is not None:  # summary.json already says diverged; the other seeds went on
+                    summaries[s] = diverged_summary(workdirs[s])
+                    continue
                 summaries[s] = recs[s].finish(step, unstack(state.params, i))
     finally:
         for r in recs.values():

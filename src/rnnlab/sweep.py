@@ -300,7 +300,7 @@ def cli_fields(argv) -> list[str]:
 
 # ----------------------------------------------------------------------------- status and index
 def member_status(run_dir) -> dict:
-    """{'status': finished | failed | partial (has a checkpoint) | pending, and the summary's key numbers}."""
+    """{'status': finished | failed | diverged | partial (has a checkpoint) | pending, and the summary's key numbers}."""
     run_dir = Path(run_dir)
     path = run_dir / "summary.json"
     if path.exists():
@@ -310,8 +310,8 @@ def member_status(run_dir) -> dict:
             s = {}
         if s.get("status") == "finished":
             return {"status": "finished", **{k: s[k] for k in ("test_ppl", "best_val_ppl", "wall_s") if k in s}}
-        if s.get("status") == "failed":
-            return {"status": "failed", "error": s.get("error", "")}
+        if s.get("status") in ("failed", "diverged"):  # diverged: non-finite loss (faults.py), not retried
+            return {"status": s["status"], "error": s.get("error", "")}
     if _has_checkpoint(run_dir):
         return {"status": "partial"}
     return {"status": "pending"}
@@ -338,6 +338,8 @@ def record_failure(run_dir, member: Member, e: BaseException) -> str:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     msg = error_line(e)
+    if member_status(run_dir)["status"] == "diverged":  # training wrote summary.json (status diverged): keep it
+        return msg
     if not (run_dir / "config.json").exists():
         write_json(run_dir / "config.json", to_dict(member.config))
     c = member.config
@@ -418,7 +420,8 @@ def run_sweep(cfg, workdir, sweep: dict, *, config_file: str = "", pinned=(), zi
     index()
     n = len(members)
     say(f"study {workdir}: {n} members; " + ", ".join(f"{sum(1 for s in before.values() if s == k)} {k}"
-                                                        for k in ("finished", "partial", "failed", "pending")
+                                                        for k in ("finished", "partial", "failed", "diverged",
+                                                                  "pending")
                                                         if any(s == k for s in before.values())))
     done = 0
     for group in _groups(members, vmap_seeds):
@@ -461,7 +464,10 @@ def run_sweep(cfg, workdir, sweep: dict, *, config_file: str = "", pinned=(), zi
                         f"{s.get('wall_s', math.nan):.1f} s")
                 except Exception as e:
                     msg = record_failure(workdir / m.name, m, e)
-                    say(f"[{done}/{n}] {m.name}: FAILED: {msg} (traceback in {workdir / m.name / 'error.txt'})")
+                    if member_status(workdir / m.name)["status"] == "diverged":
+                        say(f"[{done}/{n}] {m.name}: DIVERGED: {msg}")
+                    else:
+                        say(f"[{done}/{n}] {m.name}: FAILED: {msg} (traceback in {workdir / m.name / 'error.txt'})")
                 index()
         if vmap_seeds and len(todo) > 1:
             say(f"  {len(todo)} seeds in {time.perf_counter() - t0:.1f} s")
@@ -506,8 +512,8 @@ def simple_table(rows: list[dict]) -> str:
         v = r.get(k, "")
         if isinstance(v, float):
             return f"{v:.1f}" if k == "wall_s" else f"{v:.4f}"
-        if k == "status" and v == "failed":
-            return f"failed: {r.get('error', '')}"[:80]
+        if k == "status" and v in ("failed", "diverged"):
+            return f"{v}: {r.get('error', '')}"[:80]
         return str(v)
 
     cols = [c for c in TABLE_COLUMNS if any(c in r for r in rows)]
