@@ -10,9 +10,9 @@ One run:  python -m experiments.train --config=configs/tf_vs_ss.py --workdir=run
 
 Members (get_sweep): cells {rnn, gru, lstm} x seeds {0, 1} x 7 modes: teacher_forcing,
 scheduled_sampling with each schedule (constant 0.75, linear, exponential, inverse sigmoid, all
-reaching eps ~ 0.05 or less by the last of the 380 steps), always_sampling, soft_sampling (inverse
+reaching eps ~ 0.05 or less by the last of the 624 steps), always_sampling, soft_sampling (inverse
 sigmoid). Numbers of a real run: docs/training_modes.md. The schedule parameters below are set for
-this run length (380 steps); if you change epochs or batch size, rescale them (slope ~ 1/steps,
+this run length (624 steps); if you change epochs or batch size, rescale them (slope ~ 1/steps,
 base ~ 0.05 ** (1/steps), k with k / (k + exp(steps / k)) ~ 0.05).
 
 GPU-scale variant (PTB word level, the Zaremba small recipe x modes), one override each:
@@ -62,12 +62,12 @@ def get_config(arg: str = "oracle"):
     if arg in ("ptb", "ptb_char"):
         return _gpu_config(arg)
     c.data.name = "oracle"
-    c.data.num_train = 60_000
+    c.data.num_train = 100_000
     c.data.num_valid = 10_000
     c.data.num_test = 10_000
     c.data.oracle.vocab_size = 32
-    c.data.oracle.hidden_size = 32
-    c.data.oracle.embed_size = 32
+    c.data.oracle.hidden_size = 16
+    c.data.oracle.embed_size = 16
     c.data.oracle.init_std = 1.0
     c.data.oracle.entropy_tokens = 50_000
     c.model.cell = "lstm"
@@ -81,11 +81,11 @@ def get_config(arg: str = "oracle"):
     c.train.lr_decay = 0.5
     c.train.batch_size = 32
     c.train.bptt = 20
-    c.train.epochs = 4  # 93 steps per epoch: 372 steps
+    c.train.epochs = 4  # 156 steps per epoch: 624 steps
     c.train.clip_norm = 1.0
     c.train.log_every = 25
     c.train.mode = "teacher_forcing"
-    _schedules(c, 372)
+    _schedules(c, 624)
     c.eval.batch_size = 16
     c.eval.free_running = True
     c.eval.num_samples = 512

@@ -118,9 +118,10 @@ def test_bad_fields_are_one_line_errors(field, value):
 FEEDBACKS = (Feedback("sample"), Feedback("argmax"), Feedback("soft", 0.5))
 
 
-@pytest.mark.parametrize("cell,dropout,tie", [(c, 0.0, False) for c in ALL_CELLS] + [("lstm", 0.3, True), ("gru", 0.3, True)])
-def test_eps_one_equals_teacher_forcing(cell, dropout, tie):
-    """Loss, gradients and carries of the sampled path at eps = 1 (every feedback kind) equal the
+@pytest.mark.parametrize("cell,dropout,tie,kinds", [(c, 0.0, False, (0,)) for c in ALL_CELLS if c != "lstm"] +
+                         [("lstm", 0.0, False, (0, 1, 2)), ("lstm", 0.3, True, (0, 1, 2)), ("gru", 0.3, True, (2,))])
+def test_eps_one_equals_teacher_forcing(cell, dropout, tie, kinds):
+    """Loss, gradients and carries of the sampled path at eps = 1 (each feedback kind) equal the
     teacher-forcing path's, with dropout too (the masks are drawn the same way)."""
     m, params, carries, x, y = tiny(cell, dropout, tie)
     key = jax.random.key(7)
@@ -128,8 +129,8 @@ def test_eps_one_equals_teacher_forcing(cell, dropout, tie):
     @jax.jit
     def both(p):
         tf = jax.value_and_grad(lambda q: teacher_forcing_loss(m, q, carries, x, y, key), has_aux=True)(p)
-        ss = [jax.value_and_grad(lambda q, fb=fb: sampled_loss(m, q, carries, x, y, key, jnp.float32(1.0), fb),
-                                 has_aux=True)(p) for fb in FEEDBACKS]
+        ss = [jax.value_and_grad(lambda q, fb=FEEDBACKS[i]: sampled_loss(m, q, carries, x, y, key, jnp.float32(1.0), fb),
+                                 has_aux=True)(p) for i in kinds]
         return tf, ss
 
     ((l1, (c1, _)), g1), ss = both(params)
