@@ -42,9 +42,9 @@ def main():
     index = sweep.run_sweep(FLAGS.config, FLAGS.workdir, study, config_file=config_file, pinned=pinned,
                             zip_choice=FLAGS.zip, vmap_seeds=FLAGS.vmap_seeds)
     print(sweep.table(FLAGS.workdir, index))
-    failed = [m["name"] for m in index["members"] if m["status"] != "finished"]
+    failed = [m["name"] for m in index["members"] if m["name"] in index["selected"] and m["status"] != "finished"]
     if failed:
-        die(f"{len(failed)} of {len(index['members'])} members did not finish: {', '.join(failed)} "
+        die(f"{len(failed)} of {len(index['selected'])} members did not finish: {', '.join(failed)} "
             f"(errors in their summary.json; re-run the command to retry)", 1)
     return 0
 

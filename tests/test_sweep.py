@@ -203,6 +203,12 @@ def test_vmap_seeds_through_the_runner(tmp_path):
     cfg1.train.max_steps, cfg1.train.seed = 30, 1
     ref = train.train_and_evaluate(cfg1, tmp_path / "one")
     assert s1["test_ppl"] == pytest.approx(ref["test_ppl"], rel=1e-5)
+    # a command line that pins seed 1 runs (here: skips) only that member; sweep.json still lists both
+    cfg.train.seed = 1
+    index = sw.run_sweep(cfg, wd, sweep, pinned=["train.seed"], say=lambda s: None)
+    assert index["selected"] == ["seed=1"]
+    assert [(m["name"], m["status"]) for m in index["members"]] == [("seed=0", "finished"), ("seed=1", "finished")]
+    assert json.loads((wd / "sweep.json").read_text())["members"] == index["members"]
 
 
 # ----------------------------------------------------------------------------- CLI and W&B
@@ -241,7 +247,7 @@ def test_wandb_sweep_spec_runs_the_same_study(tmp_path):
     assert params == {"config.model.cell": ["rnn", "lstm"], "config.train.lr": [0.01, 0.1],
                       "zip": ["mode=teacher_forcing,hidden_size=8", "mode=always_sampling,hidden_size=16"]}
     assert spec["command"] == ["${env}", "${interpreter}", "${program}", f"--config={path}", "--workdir=runs/x",
-                               "--config.train.epochs=3", "${args}"]
+                               "--config.train.epochs=3", "--config.wandb.mode=online", "${args}"]
     cfg = load_config(path)
     cfg.train.epochs = 3
     members = sw.expand(cfg, sweep)
@@ -263,6 +269,6 @@ def test_wandb_sweep_spec_runs_the_same_study(tmp_path):
         flags.DEFINE_string("zip", None, "", flag_values=fv)
         fv(["sweep", *argv])
         got = sw.expand(fv.config, sw.load_sweep(path), pinned=sw.cli_fields(argv), zip_choice=fv.zip)
-        assert len(got) == 1 and got[0].config.train.epochs == 3
+        assert len(got) == 1 and got[0].config.train.epochs == 3 and got[0].config.wandb.mode == "online"
         names.append(got[0].name)
     assert sorted(names) == sorted(m.name for m in members)

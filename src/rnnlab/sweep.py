@@ -31,6 +31,7 @@ import importlib.util
 import itertools
 import json
 import math
+import os
 import re
 import sys
 import time
@@ -43,7 +44,7 @@ import ml_collections
 
 from . import RnnlabError
 from .config import to_dict, validate
-from .tracking import write_json
+from .tracking import _jsonable, write_json
 
 SWEEP_KEYS = ("product", "zip")
 SEED_FIELD = "train.seed"
@@ -328,7 +329,10 @@ def write_index(workdir, members: list[Member], *, config_file: str, cli: dict, 
                      **((extra or {}).get(m.name, {})), **({"status": "running"} if m.name in running else {})}
                     for m in members],
     }
-    write_json(Path(workdir) / INDEX_FILE, index)
+    path = Path(workdir) / INDEX_FILE
+    tmp = path.with_name(f"{INDEX_FILE}.{os.getpid()}.tmp")  # several agents may share the study directory
+    tmp.write_text(json.dumps(index, indent=2, sort_keys=True, default=_jsonable))
+    os.replace(tmp, path)
     return index
 
 
@@ -393,12 +397,14 @@ def _say(msg: str) -> None:
 def run_sweep(cfg, workdir, sweep: dict, *, config_file: str = "", pinned=(), zip_choice: str | None = None,
               vmap_seeds: bool = False, say: Callable[[str], None] = _say,
               train_fn: Callable | None = None) -> dict:
-    """Run every member of the study (see the module docstring); returns the sweep.json index.
+    """Run every member of the study (see the module docstring), or those the command line pins;
+    returns the sweep.json index (every member of the study) plus ``selected``: the names run here.
     ``train_fn(cfg, workdir, run_name=, config_file=)`` defaults to ``train.train_and_evaluate``."""
     from .train import check_workdir_config
 
     workdir = Path(workdir)
     members = expand(cfg, sweep, pinned=pinned, zip_choice=zip_choice)
+    listed = _study_members(cfg, sweep, members)
     # Refuse a study directory whose runs hold another config before training anything (a member
     # that failed before its first checkpoint is retried with whatever config the command gives).
     for m in members:
@@ -413,7 +419,7 @@ def run_sweep(cfg, workdir, sweep: dict, *, config_file: str = "", pinned=(), zi
     extra: dict = {}
 
     def index(running=()):
-        return write_index(workdir, members, config_file=config_file, cli=cli, sweep=sweep, vmap_seeds=vmap_seeds,
+        return write_index(workdir, listed, config_file=config_file, cli=cli, sweep=sweep, vmap_seeds=vmap_seeds,
                            extra=extra, running={m.name for m in running})
 
     before = {m.name: member_status(workdir / m.name)["status"] for m in members}
@@ -472,7 +478,17 @@ def run_sweep(cfg, workdir, sweep: dict, *, config_file: str = "", pinned=(), zi
         if vmap_seeds and len(todo) > 1:
             say(f"  {len(todo)} seeds in {time.perf_counter() - t0:.1f} s")
         index()
-    return index()
+    return {**index(), "selected": [m.name for m in members]}
+
+
+def _study_members(cfg, sweep, selected: list[Member]) -> list[Member]:
+    """Every member of the study (for sweep.json), even when the command line pins a subset."""
+    try:
+        everyone = expand(cfg, sweep)
+    except RnnlabError:
+        return selected
+    names = {m.name for m in everyone}
+    return everyone + [m for m in selected if m.name not in names]
 
 
 # ----------------------------------------------------------------------------- table
@@ -536,7 +552,8 @@ def wandb_sweep_spec(cfg, sweep: dict, *, config_file: str, workdir: str, pinned
     ``train_and_evaluate`` in the same run directory ``<workdir>/<member name>`` a local sweep
     would use (skip / resume / failure records included); W&B's macros expand whole arguments
     only, so a per-member --workdir could not be spelled in the command itself. Command-line
-    overrides of non-swept fields are repeated in the command."""
+    overrides of non-swept fields are repeated in the command, and ``--config.wandb.mode=online``
+    unless the command line sets wandb.mode."""
     product, zipped = check_sweep(sweep, cfg)
     product, zipped = _pin(product, zipped, cfg, [f for f in pinned if f in product or f in zipped], zip_choice)
     params = {f"config.{f}": {"values": [_yaml_value(v) for v in vals]} for f, vals in product.items()}
@@ -545,6 +562,8 @@ def wandb_sweep_spec(cfg, sweep: dict, *, config_file: str, workdir: str, pinned
     fixed = [f for f in pinned if f not in product and f not in zipped]
     command = ["${env}", "${interpreter}", "${program}", f"--config={config_file}", f"--workdir={workdir}"]
     command += [f"--config.{f}={_fmt_flag(get_field(cfg, f))}" for f in fixed]
+    if "wandb.mode" not in pinned:
+        command += ["--config.wandb.mode=online"]  # an agent's runs must report to the sweep
     command += ["${args}"]
     n = math.prod(len(v["values"]) for v in params.values()) if params else 1
     desc = f"rnnlab study {Path(workdir).name} from {config_file}: {n} members (grid)"

@@ -198,6 +198,8 @@ class WandbLogger:
                 run_id = json.loads(id_path.read_text())["id"]
             except (OSError, ValueError, KeyError, TypeError):
                 run_id = None
+        if not run_id and os.environ.get("WANDB_SWEEP_ID") and os.environ.get("WANDB_RUN_ID"):
+            run_id = os.environ["WANDB_RUN_ID"]  # launched by `wandb agent`: the run the sweep assigned
         if not run_id:  # W&B's id alphabet: 8 characters of [a-z0-9]
             rng = random.SystemRandom()
             run_id = "".join(rng.choice(string.ascii_lowercase + string.digits) for _ in range(8))
