@@ -450,10 +450,13 @@ def run_sweep(cfg, workdir, sweep: dict, *, config_file: str = "", pinned=(), zi
             seeds = {m.config.train.seed: m for m in todo}
             index(running=todo)
             try:
-                train_seeds(todo[0].config, {s: workdir / m.name for s, m in seeds.items()},
-                            run_names={s: m.name for s, m in seeds.items()}, config_file=config_file)
-                for m in todo:
+                out = train_seeds(todo[0].config, {s: workdir / m.name for s, m in seeds.items()},
+                                  run_names={s: m.name for s, m in seeds.items()}, config_file=config_file)
+                for s, m in seeds.items():
                     extra[m.name] = {"vmapped_with": [x.name for x in todo]}
+                    r = out[s]
+                    say(f"  {m.name}: " + (f"test ppl {r.get('test_ppl', math.nan):.4f}" if r.get("status") == "finished"
+                                           else f"{str(r.get('status', '?')).upper()}: {r.get('error', '')}"))
             except Exception as e:
                 for m in todo:
                     msg = record_failure(workdir / m.name, m, e)
