@@ -14,6 +14,7 @@ def zaremba(hidden, bptt, dropout, init_scale, clip, epochs, hold, decay):
     c.model.init = "uniform"
     c.model.init_scale = init_scale
     c.model.forget_bias = 0.0  # the TF code's BasicLSTMCell(forget_bias=0.0)
+    c.model.unroll = bptt  # scan fully unrolled: speed only (docs/perf_notes.md)
     c.train.optimizer = "sgd"
     c.train.batch_size = 20
     c.train.bptt = bptt
