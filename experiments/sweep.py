@@ -42,7 +42,11 @@ def main():
     index = sweep.run_sweep(FLAGS.config, FLAGS.workdir, study, config_file=config_file, pinned=pinned,
                             zip_choice=FLAGS.zip, vmap_seeds=FLAGS.vmap_seeds)
     print(sweep.table(FLAGS.workdir, index))
-    failed = [m["name"] for m in index["members"] if m["name"] in index["selected"] and m["status"] != "finished"]
+    mine = [m for m in index["members"] if m["name"] in index["selected"]]
+    elsewhere = [m["name"] for m in mine if m["status"] == "running"]
+    if elsewhere:
+        print(f"still being trained by another process: {', '.join(elsewhere)}", file=sys.stderr)
+    failed = [m["name"] for m in mine if m["status"] not in ("finished", "running")]
     if failed:
         die(f"{len(failed)} of {len(index['selected'])} members did not finish: {', '.join(failed)} "
             f"(errors in their summary.json; re-run the command to retry)", 1)

@@ -183,6 +183,22 @@ def test_skip_resume_and_failed_member(tmp_path, monkeypatch):
     assert starts == [] and (wd / ok / "summary.json").stat().st_mtime_ns == mtime
     assert any(f"{ok}: finished earlier, skipped" in s for s in said)
     assert [m["status"] for m in index["members"]] == ["finished", "failed"]
+    # a member another live process is training is left to it; a dead process's lock is taken over
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (wd / bad / sw.LOCK_FILE).write_text(f"{__import__('socket').gethostname()} {sleeper.pid}")
+        said.clear()
+        index = sw.run_sweep(cfg, wd, sweep, say=said.append)
+        assert any(f"{bad}: being trained by another process (host" in s for s in said)
+        assert index["members"][1]["status"] == "failed"  # the summary on disk says so
+        assert (wd / bad / sw.LOCK_FILE).exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    said.clear()
+    sw.run_sweep(cfg, wd, sweep, say=said.append)
+    assert any(f"{bad}: FAILED" in s for s in said) and not (wd / bad / sw.LOCK_FILE).exists()
+    assert not (wd / ok / sw.LOCK_FILE).exists()
     # the failed member can be fixed from the command line: its stale config does not block it
     cfg.train.epochs = 2
     with pytest.raises(RnnlabError, match="holds a different run's config"):

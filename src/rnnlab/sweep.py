@@ -301,7 +301,8 @@ def cli_fields(argv) -> list[str]:
 
 # ----------------------------------------------------------------------------- status and index
 def member_status(run_dir) -> dict:
-    """{'status': finished | failed | diverged | partial (has a checkpoint) | pending, and the summary's key numbers}."""
+    """{'status': finished | failed | diverged | running (another process holds it) | partial (has a
+    checkpoint) | pending, and the summary's key numbers}."""
     run_dir = Path(run_dir)
     path = run_dir / "summary.json"
     if path.exists():
@@ -313,6 +314,8 @@ def member_status(run_dir) -> dict:
             return {"status": "finished", **{k: s[k] for k in ("test_ppl", "best_val_ppl", "wall_s") if k in s}}
         if s.get("status") in ("failed", "diverged"):  # diverged: non-finite loss (faults.py), not retried
             return {"status": s["status"], "error": s.get("error", "")}
+    if _held_elsewhere(run_dir):
+        return {"status": "running"}
     if _has_checkpoint(run_dir):
         return {"status": "partial"}
     return {"status": "pending"}
@@ -436,52 +439,136 @@ def run_sweep(cfg, workdir, sweep: dict, *, config_file: str = "", pinned=(), zi
             if before[m.name] == "finished":
                 done += 1
                 say(f"[{done}/{n}] {m.name}: finished earlier, skipped")
+        held = {m.name: _lock(workdir / m.name) for m in todo}
+        for m in todo:
+            if held[m.name]:
+                done += 1
+                say(f"[{done}/{n}] {m.name}: being trained by another process ({held[m.name]}), skipped")
+        todo = [m for m in todo if not held[m.name]]
+        for m in list(todo):  # the status may have changed while another process held the member
+            before[m.name] = member_status(workdir / m.name)["status"]
+            if before[m.name] == "finished":
+                done += 1
+                say(f"[{done}/{n}] {m.name}: finished by another process, skipped")
+                _unlock(workdir / m.name)
+                todo.remove(m)
         if not todo:
             continue
-        for m in todo:
-            _clear_failure(workdir / m.name)
-        verb = {m.name: "resuming" if before[m.name] == "partial" else "training" for m in todo}
-        t0 = time.perf_counter()
-        if vmap_seeds and len(todo) > 1:
-            say(f"[{done + 1}-{done + len(todo)}/{n}] " + ", ".join(m.name for m in todo)
-                + f": training {len(todo)} seeds as one vmapped program")
-            from .multiseed import train_seeds
-
-            seeds = {m.config.train.seed: m for m in todo}
-            index(running=todo)
-            try:
-                out = train_seeds(todo[0].config, {s: workdir / m.name for s, m in seeds.items()},
-                                  run_names={s: m.name for s, m in seeds.items()}, config_file=config_file)
-                for s, m in seeds.items():
-                    extra[m.name] = {"vmapped_with": [x.name for x in todo]}
-                    r = out[s]
-                    say(f"  {m.name}: " + (f"test ppl {r.get('test_ppl', math.nan):.4f}" if r.get("status") == "finished"
-                                           else f"{str(r.get('status', '?')).upper()}: {r.get('error', '')}"))
-            except Exception as e:
-                for m in todo:
-                    msg = record_failure(workdir / m.name, m, e)
-                say(f"  FAILED ({len(todo)} seeds): {msg}")
-            done += len(todo)
-        else:
+        try:
+            done = _run_group(todo, workdir, before, vmap_seeds, done, n, say, train_fn, config_file, index, extra)
+        finally:
             for m in todo:
-                done += 1
-                say(f"[{done}/{n}] {m.name}: {verb[m.name]}")
-                index(running=[m])
-                try:
-                    s = train_fn(m.config, workdir / m.name, run_name=m.name, config_file=config_file)
-                    say(f"[{done}/{n}] {m.name}: test ppl {s.get('test_ppl', math.nan):.4f}, "
-                        f"{s.get('wall_s', math.nan):.1f} s")
-                except Exception as e:
-                    msg = record_failure(workdir / m.name, m, e)
-                    if member_status(workdir / m.name)["status"] == "diverged":
-                        say(f"[{done}/{n}] {m.name}: DIVERGED: {msg}")
-                    else:
-                        say(f"[{done}/{n}] {m.name}: FAILED: {msg} (traceback in {workdir / m.name / 'error.txt'})")
-                index()
-        if vmap_seeds and len(todo) > 1:
-            say(f"  {len(todo)} seeds in {time.perf_counter() - t0:.1f} s")
+                _unlock(workdir / m.name)
         index()
     return {**index(), "selected": [m.name for m in members]}
+
+
+def _run_group(todo, workdir, before, vmap_seeds, done, n, say, train_fn, config_file, index, extra) -> int:
+    """Train the members of one group (this process holds their locks); returns the new count done."""
+    for m in todo:
+        _clear_failure(workdir / m.name)
+    verb = {m.name: "resuming" if before[m.name] == "partial" else "training" for m in todo}
+    t0 = time.perf_counter()
+    if vmap_seeds and len(todo) > 1:
+        say(f"[{done + 1}-{done + len(todo)}/{n}] " + ", ".join(m.name for m in todo)
+            + f": {len(todo)} seeds as one vmapped program")
+        from .multiseed import train_seeds
+
+        seeds = {m.config.train.seed: m for m in todo}
+        index(running=todo)
+        try:
+            out = train_seeds(todo[0].config, {s: workdir / m.name for s, m in seeds.items()},
+                              run_names={s: m.name for s, m in seeds.items()}, config_file=config_file)
+            for s, m in seeds.items():
+                extra[m.name] = {"vmapped_with": [x.name for x in todo]}
+                r = out[s]
+                say(f"  {m.name}: " + (f"test ppl {r.get('test_ppl', math.nan):.4f}" if r.get("status") == "finished"
+                                       else f"{str(r.get('status', '?')).upper()}: {r.get('error', '')}"))
+        except Exception as e:
+            for m in todo:
+                msg = record_failure(workdir / m.name, m, e)
+            say(f"  FAILED ({len(todo)} seeds): {msg}")
+        say(f"  {len(todo)} seeds in {time.perf_counter() - t0:.1f} s")
+        return done + len(todo)
+    for m in todo:
+        done += 1
+        say(f"[{done}/{n}] {m.name}: {verb[m.name]}")
+        index(running=[m])
+        try:
+            s = train_fn(m.config, workdir / m.name, run_name=m.name, config_file=config_file)
+            say(f"[{done}/{n}] {m.name}: test ppl {s.get('test_ppl', math.nan):.4f}, "
+                f"{s.get('wall_s', math.nan):.1f} s")
+        except Exception as e:
+            msg = record_failure(workdir / m.name, m, e)
+            if member_status(workdir / m.name)["status"] == "diverged":
+                say(f"[{done}/{n}] {m.name}: DIVERGED: {msg}")
+            else:
+                say(f"[{done}/{n}] {m.name}: FAILED: {msg} (traceback in {workdir / m.name / 'error.txt'})")
+        index()
+    return done
+
+
+# A member is trained by one process at a time: <run dir>/.sweep.lock holds "host pid" while it
+# trains (a second sweep on the same study, or W&B agents sharing a file system, skip it). A lock
+# whose process is gone (same host) is taken over; one from another host must be removed by hand.
+LOCK_FILE = ".sweep.lock"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _lock(run_dir) -> str | None:
+    """Claim a member for this process: None when claimed, else who holds it."""
+    import socket
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path, host = run_dir / LOCK_FILE, socket.gethostname()
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                other_host, pid = path.read_text().split()
+                pid = int(pid)
+            except (OSError, ValueError):
+                other_host, pid = host, -1  # torn or unreadable: treat as stale
+            if other_host == host and (pid <= 0 or not _alive(pid)):
+                path.unlink(missing_ok=True)
+                continue
+            return f"host {other_host} pid {pid}; remove {path} if it is gone"
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{host} {os.getpid()}")
+        return None
+    return f"another process; remove {path} if it is gone"
+
+
+def _held_elsewhere(run_dir) -> bool:
+    """Another live process holds this member's lock."""
+    import socket
+
+    try:
+        host, pid = (Path(run_dir) / LOCK_FILE).read_text().split()
+        pid = int(pid)
+    except (OSError, ValueError):
+        return False
+    return host != socket.gethostname() or (pid != os.getpid() and pid > 0 and _alive(pid))
+
+
+def _unlock(run_dir) -> None:
+    path = Path(run_dir) / LOCK_FILE
+    try:
+        if path.read_text().split()[-1] == str(os.getpid()):
+            path.unlink()
+    except (OSError, IndexError):
+        pass
 
 
 def _study_members(cfg, sweep, selected: list[Member]) -> list[Member]:
