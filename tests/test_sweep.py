@@ -106,6 +106,15 @@ def test_bad_sweeps_are_one_line_errors(sweep, message):
     assert "\n" not in str(e.value)
 
 
+def test_config_without_get_sweep(tmp_path):
+    path = tmp_path / "one.py"
+    path.write_text("from rnnlab.config import base_config\n\ndef get_config():\n    return base_config()\n")
+    with pytest.raises(RnnlabError, match="has no get_sweep"):
+        sw.load_sweep(path)
+    with pytest.raises(RnnlabError, match="not found"):
+        sw.load_sweep(tmp_path / "missing.py")
+
+
 def test_command_line_pins_swept_fields():
     cfg = base_config()
     sweep = {"product": {"model.cell": ["rnn", "gru"], "train.seed": [0, 1, 2]},
