@@ -12,6 +12,11 @@ Results equal running the seeds one by one up to float32 rounding, not bit for b
 ``[B, H] @ [H, G]`` into a batched ``[S, B, H] @ [S, H, G]`` matmul, which XLA may compute with a
 different kernel and summation order (tests/test_multiseed.py measures the gap).
 
+Speed: on a 2-core CPU a vmapped step of 8 seeds at the quickstart size (H=32, B=32, T=25) runs
+0.6-1.0x as fast per seed as a one-seed step (XLA:CPU is compute-bound there already); what it
+saves on CPU is compilation and set-up (quickstart sweep, 2 seeds per cell: 29 s instead of 41 s).
+The gain is on accelerators, where a small model alone leaves the device idle.
+
     train_seeds(cfg, {0: "runs/x/seed=0", 1: "runs/x/seed=1"})   # what experiments.sweep --vmap_seeds calls
     prog = make_multiseed_step(cfg, num_seeds=8)                  # for timing: prog.step(prog.state, batch, prog.keys)
 """
