@@ -59,6 +59,25 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {lines[0][:160] if lines else ''}".rstrip(": ")
 
 
+def _quiet_closed_loop_errors() -> None:
+    """After a failed read of a damaged checkpoint, tensorstore finishes the reads still in flight
+    and calls back into the event loop orbax has already closed; asyncio raises 'Event loop is
+    closed' in tensorstore's thread, which Python prints as an 'Exception ignored' traceback on
+    stderr. Drop exactly that exception (it is harmless: the read had already failed)."""
+    previous = sys.unraisablehook
+    if getattr(previous, "_rnnlab_quiet", False):
+        return
+
+    def hook(unraisable):
+        e = unraisable.exc_value
+        if isinstance(e, RuntimeError) and str(e) == "Event loop is closed":
+            return
+        previous(unraisable)
+
+    hook._rnnlab_quiet = True
+    sys.unraisablehook = hook
+
+
 def _is_tree_mismatch(e: BaseException) -> bool:
     return isinstance(e, ValueError) and "tree structures do not match" in str(e)
 
@@ -162,6 +181,7 @@ class Checkpointer:
                     raise CheckpointMismatch(
                         f"checkpoint {which}/{step} in {self.dir} does not match this config: its parameter or "
                         f"optimizer-state tree differs; use another --workdir (a run directory holds one run)") from None
+                _quiet_closed_loop_errors()
                 bad.append((which, step, _one_line(e)))
                 continue
             if bad:

@@ -144,23 +144,29 @@ def run_trial(cmd_for, workdir, kills: list, *, timeout: float = 900.0) -> dict:
 
 
 def kill_resume(config: str, workdir, *, trials: int = 5, seed: int = 0, max_kills: int = 3, overrides=SMALL,
-                points=(), timeout: float = 900.0, log=print) -> dict:
+                points=(), timeout: float = 900.0, log=print, reference=None) -> dict:
     """The experiment (see the module docstring). ``points``: one extra trial killed at each
-    RNNLAB_KILL_AT spec in turn. -> {matched, tried, reference_s, trials: [...]}."""
+    RNNLAB_KILL_AT spec in turn. ``reference``: a finished run directory of the same config to
+    compare with (default: run one; random kill times need it). -> {matched, tried, reference_s, trials}."""
     root = Path(workdir)
     root.mkdir(parents=True, exist_ok=True)
 
     def cmd_for(wd):
         return train_command(config, wd, overrides)
 
-    ref = root / "reference"
-    shutil.rmtree(ref, ignore_errors=True)
-    r = run_once(cmd_for(ref), timeout=timeout, wait_for=ref / "metrics.jsonl")
-    if r["rc"] != 0:
-        raise RuntimeError(f"the reference run failed (rc {r['rc']}): {r['stderr'][-500:]}")
-    start = r["first_output_s"] or 0.3 * r["seconds"]
-    log(f"reference: {r['seconds']:.1f} s (first metrics after {start:.1f} s), "
-        f"params_sha256 {json.loads((ref / 'summary.json').read_text())['params_sha256'][:16]}")
+    if reference is not None and trials:
+        raise ValueError("random kill times are drawn from the reference run's duration: run it here (reference=None)")
+    if reference is None:
+        ref = root / "reference"
+        shutil.rmtree(ref, ignore_errors=True)
+        r = run_once(cmd_for(ref), timeout=timeout, wait_for=ref / "metrics.jsonl")
+        if r["rc"] != 0:
+            raise RuntimeError(f"the reference run failed (rc {r['rc']}): {r['stderr'][-500:]}")
+        start = r["first_output_s"] or 0.3 * r["seconds"]
+        log(f"reference: {r['seconds']:.1f} s (first metrics after {start:.1f} s), "
+            f"params_sha256 {json.loads((ref / 'summary.json').read_text())['params_sha256'][:16]}")
+    else:
+        ref, r, start = Path(reference), {"seconds": None}, None
     rng = np.random.default_rng(seed)
     plans = []
     if points:
@@ -178,8 +184,11 @@ def kill_resume(config: str, workdir, *, trials: int = 5, seed: int = 0, max_kil
                           f"{' [in save]' if k['in_save'] else ''}" for k in res["kills"])
         log(f"{name}: kills at {shown} -> {'MATCH' if not diffs else 'DIFFER: ' + '; '.join(diffs[:3])}")
     matched = sum(t["matched"] for t in results)
-    report = {"matched": matched, "tried": len(results), "reference_s": r["seconds"], "config": config,
-              "overrides": list(overrides), "trials": results}
+    kills = [k for t in results for k in t["kills"]]
+    landed, in_save = sum(k["killed"] for k in kills), sum(k["killed"] and k["in_save"] for k in kills)
+    report = {"matched": matched, "tried": len(results), "kills": landed, "kills_in_save": in_save,
+              "reference_s": r["seconds"], "config": config, "overrides": list(overrides), "trials": results}
     (root / "report.json").write_text(json.dumps(report, indent=2, default=str))
-    log(f"resumes matched: {matched}/{len(results)}")
+    log(f"resumes matched: {matched}/{len(results)} ({landed} kills landed, {in_save} of them inside a checkpoint "
+        f"save; a kill drawn after the run's end is not counted)")
     return report
