@@ -29,6 +29,7 @@ flags.DEFINE_string("dtypes", "float32", "rnnlab model.matmul_dtype values to co
 flags.DEFINE_bool("autodiff", False, "also time rnnlab with plain-autodiff backward of the recurrence")
 flags.DEFINE_integer("seeds", 8, "seeds vmapped in the rnnlab_seeds rows")
 flags.DEFINE_float("dropout", 0.0, "dropout on non-recurrent connections (all implementations)")
+flags.DEFINE_integer("torch_threads", 0, "torch CPU threads (0 = default); for XLA: XLA_FLAGS=--xla_cpu_multi_thread_eigen=false")
 flags.DEFINE_string("out", "runs/benchmark", "output folder")
 FLAGS = flags.FLAGS
 
@@ -40,7 +41,7 @@ def main():
     p = bench.parse_list
     ints = lambda text: tuple(int(u) for u in text.split(",") if u.strip())  # noqa: E731
     opts = bench.Options(steps=FLAGS.steps, repeats=FLAGS.repeats, warmup=FLAGS.warmup, dropout=FLAGS.dropout,
-                         min_block_s=FLAGS.min_block,
+                         min_block_s=FLAGS.min_block, torch_threads=FLAGS.torch_threads,
                          unrolls=ints(FLAGS.unrolls), autodiff=FLAGS.autodiff, seeds=FLAGS.seeds,
                          dtypes=p(FLAGS.dtypes, ("float32", "bfloat16"), "--dtypes"))
     env = bench.environment()

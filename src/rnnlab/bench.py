@@ -85,6 +85,7 @@ class Options:
     seed_sizes: tuple = ("T", "S")  # sizes at which rnnlab_seeds runs (it is a size-S target)
     eval_steps: int = 0  # timed eval windows per repeat (0 = same as steps)
     min_block_s: float = 0.0  # lengthen timed blocks to at least this many seconds (0 = exactly `steps`)
+    torch_threads: int = 0  # torch.set_num_threads for the torch rows (0 = torch's default)
 
 
 def parse_list(text: str, allowed, what: str) -> tuple:
@@ -367,6 +368,8 @@ def bench_torch(size_name, size, cell, opts, *, loop: bool) -> dict:
 
     cuda = torch.cuda.is_available()
     dev = torch.device("cuda" if cuda else "cpu")
+    if opts.torch_threads:
+        torch.set_num_threads(opts.torch_threads)
     if cuda:  # fp32 with TF32 matmuls, like XLA's default on the GPU
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True

@@ -91,7 +91,10 @@ class LanguageModel(nn.Module):
 
     def logits(self, h, *, train: bool = False):
         """h [..., H] -> logits [..., V], with dropout on h when training."""
-        h = self.drop(h, deterministic=not train)
+        return self.project_out(self.drop(h, deterministic=not train))
+
+    def project_out(self, h):
+        """h [..., H] -> logits [..., V]: the readout alone (no dropout)."""
         if self.tie_weights:
             return add_bias(self.embedding.attend(h), self.readout_bias)
         return self.readout(h)
@@ -129,8 +132,12 @@ class LanguageModel(nn.Module):
         xs = self.embed(tokens.T, train=train)  # [T, B, E]
         carries, hs = unroll_layers(self.cell_fns, self.layer_params(), carries, xs,
                                     between=self.dropout_between(train), unroll=self.unroll)
-        logits = self.logits(hs, train=train)  # [T, B, V]
-        return jnp.swapaxes(logits, 0, 1), carries
+        h = self.drop(hs, deterministic=not train)  # [T, B, H]: the mask `logits(hs)` would draw
+        # transpose h [T, B, H] (small), not the logits [T, B, V] (V times larger, and again in
+        # backward); the readout as one 2-D [B*T, H] @ [H, V] matmul (XLA's CPU dot is slower on 3-D)
+        T, B, H = h.shape
+        logits = self.project_out(jnp.swapaxes(h, 0, 1).reshape(B * T, H))
+        return logits.reshape(B, T, logits.shape[-1]), carries
 
 
 def readout_logits(parts: dict, h):
