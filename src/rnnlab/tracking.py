@@ -105,7 +105,7 @@ class ProgressLogger:
             self.last = step
             self.bar.set_postfix(loss=f"{metrics['train/loss']:.3f}", ppl=f"{metrics['train/ppl']:.2f}",
                                  tok_s=f"{metrics.get('train/tokens_per_sec', 0):.0f}", refresh=False)
-        if "val/ppl" in metrics:
+        if "val/ppl" in metrics and not self.bar.disable:
             self.bar.write(f"step {step}: val ppl {metrics['val/ppl']:.3f}", file=sys.stderr)
 
     def summary(self, summary):
@@ -346,7 +346,7 @@ def read_wandb_offline(workdir, run_id: str | None = None) -> dict:
 
 def make_loggers(cfg, workdir, *, total_steps: int, resume_step: int | None, run_name: str) -> MultiLogger:
     loggers = [JSONLLogger(workdir, resume_step)]
-    loggers.append(ProgressLogger(total_steps, resume_step or 0, enabled=bool(cfg.train.progress)))
+    loggers.append(ProgressLogger(total_steps, resume_step or 0, enabled=bool(cfg.train.progress), desc=run_name))
     if cfg.wandb.mode != "disabled" and os.environ.get("WANDB_MODE", "").lower() != "disabled":
         loggers.append(WandbLogger(cfg, workdir, run_name=run_name, resume_step=resume_step))
     return MultiLogger(loggers)

@@ -36,6 +36,10 @@ from .oracle import free_running_metrics, log_items
 from .tracking import make_loggers, write_json
 
 
+# optax >= 0.2.5 spells it optax.tree.norm (optax.global_norm warns there); older optax has only global_norm
+_global_norm = getattr(getattr(optax, "tree", None), "norm", None) or optax.global_norm
+
+
 @flax.struct.dataclass
 class TrainState:
     step: jax.Array  # int32 scalar: optimizer steps taken
@@ -109,7 +113,7 @@ def make_train_step(model, tx, cfg):
             grads = faults.poison_unless(ok, grads)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        metrics = dict(metrics, grad_norm_sum=optax.global_norm(grads), steps=jnp.float32(1.0))
+        metrics = dict(metrics, grad_norm_sum=_global_norm(grads), steps=jnp.float32(1.0))
         carries = jax.lax.stop_gradient(carries)
         if skip:  # a skipped step leaves the carries as they were and its sums out of the metrics
             carries = faults.select_tree(ok, carries, state.carries)
