@@ -135,6 +135,31 @@ def _compile(fn, *args, donate=()):
     return compiled, time.perf_counter() - t0
 
 
+def _eval_timing(model, params, carries, xs, ys, opts) -> float:
+    """Median seconds of one forward-only window (summed NLL), the carry passed on: the evaluation
+    throughput of any flax model called as model.apply(params, x [B,T], carries) -> (logits, carries)."""
+    from .evaluate import token_nll
+
+    def eval_step(params, carries, x, y):
+        logits, carries = model.apply({"params": params}, x, carries)
+        return token_nll(logits, y).sum(), carries
+
+    compiled, _ = _compile(eval_step, params, carries, xs[0], ys[0])
+    box = {"c": carries, "i": 0}
+
+    def run(n):
+        c = box["c"]
+        for _ in range(n):
+            i = box["i"] % 4
+            nll, c = compiled(params, c, xs[i], ys[i])
+            box["i"] += 1
+        jax.block_until_ready((nll, c))
+        box["c"] = c
+
+    run(opts.warmup)
+    return _median_step(run, opts.eval_steps or opts.steps, opts.repeats, opts.min_block_s)[0]
+
+
 def _batches(size: Size, n: int, seed: int = 0):
     """n random (x [B, T], y [B, T]) int32 windows over the vocabulary."""
     rng = np.random.default_rng(seed)
@@ -233,27 +258,7 @@ def bench_rnnlab(size_name, size, cell, mode, opts, *, unroll=None, matmul_dtype
 
     eval_s = None
     if eval_too and not seeds and mode == "tf":
-        from .evaluate import token_nll
-
-        def eval_step(params, carries, x, y):
-            logits, carries = model.apply({"params": params}, x, carries)
-            return token_nll(logits, y).sum(), carries
-
-        params, carries = box["state"].params, box["state"].carries
-        ecompiled, _ = _compile(eval_step, params, carries, xs[0], ys[0])
-        ebox = {"c": carries, "i": 0}
-
-        def erun(n):
-            c = ebox["c"]
-            for _ in range(n):
-                i = ebox["i"] % 4
-                nll, c = ecompiled(params, c, xs[i], ys[i])
-                ebox["i"] += 1
-            jax.block_until_ready((nll, c))
-            ebox["c"] = c
-
-        erun(opts.warmup)
-        eval_s, _ = _median_step(erun, opts.eval_steps or opts.steps, opts.repeats, opts.min_block_s)
+        eval_s = _eval_timing(model, box["state"].params, box["state"].carries, xs, ys, opts)
 
     m = cfg.model
     variant = f"unroll={m.unroll},{m.matmul_dtype}" + (",autodiff" if autodiff else "")
@@ -327,25 +332,7 @@ def bench_flax(size_name, size, cell, opts) -> dict:
     run(opts.warmup)
     step_s, timed_steps = _median_step(run, opts.steps, opts.repeats, opts.min_block_s)
 
-    def eval_step(params, carries, x, y):
-        logits, carries = model.apply({"params": params}, x, carries)
-        return token_nll(logits, y).sum(), carries
-
-    params, carries = box["s"][0], box["s"][2]
-    ecompiled, _ = _compile(eval_step, params, carries, xs[0], ys[0])
-    ebox = {"c": carries, "i": 0}
-
-    def erun(n):
-        c = ebox["c"]
-        for _ in range(n):
-            i = ebox["i"] % 4
-            nll, c = ecompiled(params, c, xs[i], ys[i])
-            ebox["i"] += 1
-        jax.block_until_ready((nll, c))
-        ebox["c"] = c
-
-    erun(opts.warmup)
-    eval_s, _ = _median_step(erun, opts.eval_steps or opts.steps, opts.repeats, opts.min_block_s)
+    eval_s = _eval_timing(model, box["s"][0], box["s"][2], xs, ys, opts)
     return _record("flax", size_name, size, cell, "tf", step_s, eval_s, compile_s, peak, variant="nn.RNN",
                    timed_steps=timed_steps)
 
