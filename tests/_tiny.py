@@ -1,5 +1,10 @@
-"""A tiny run config shared by the resume and reliability tests (not a test module)."""
+"""A tiny run config and the interruption helpers shared by the resume and reliability tests
+(not a test module)."""
+import pytest
+
+import rnnlab.faults as faults
 from rnnlab.config import base_config
+from rnnlab.train import train_and_evaluate
 
 
 def tiny_config(**over):
@@ -20,3 +25,27 @@ def tiny_config(**over):
         sec, name = k.split(".")
         c[sec][name] = v
     return c
+
+
+class Stop(Exception):
+    """Stands for a kill: raised inside the loop at a chosen point."""
+
+
+def stop_at(monkeypatch, point: str, n: int):
+    """Make the training loop raise Stop the n-th time it passes ``point`` (step / eval)."""
+    count = {"k": 0}
+
+    def hook(name):
+        if name == point:
+            count["k"] += 1
+            if count["k"] == n:
+                raise Stop(f"{point}:{n}")
+
+    monkeypatch.setattr(faults, "kill_point", hook)
+
+
+def interrupted_run(monkeypatch, wd, point, n, cfg=None):
+    stop_at(monkeypatch, point, n)
+    with pytest.raises(Stop):
+        train_and_evaluate(cfg or tiny_config(), wd)
+    monkeypatch.setattr(faults, "kill_point", lambda name: None)

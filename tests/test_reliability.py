@@ -22,7 +22,7 @@ from rnnlab import RnnlabError
 from rnnlab.checkpoint import Checkpointer
 from rnnlab.kill_resume import compare_runs
 from rnnlab.tracking import read_jsonl
-from _tiny import tiny_config
+from _tiny import interrupted_run, tiny_config
 from rnnlab.train import create_train_state, make_train_step, prepare, split_keys, train_and_evaluate
 
 
@@ -32,36 +32,12 @@ def reference(tmp_path_factory):
     return wd, train_and_evaluate(tiny_config(), wd)
 
 
-class Stop(Exception):
-    pass
-
-
-def stop_at_step(monkeypatch, n: int):
-    """Raise Stop inside the n-th train step of the next call (stands for a kill)."""
-    count = {"k": 0}
-
-    def hook(name):
-        if name == "step":
-            count["k"] += 1
-            if count["k"] == n:
-                raise Stop
-
-    monkeypatch.setattr(faults, "kill_point", hook)
-
-
-def interrupted(monkeypatch, wd, n, cfg=None):
-    stop_at_step(monkeypatch, n)
-    with pytest.raises(Stop):
-        train_and_evaluate(cfg or tiny_config(), wd)
-    monkeypatch.setattr(faults, "kill_point", lambda name: None)
-
-
 @pytest.fixture(scope="module")
 def stopped13(tmp_path_factory):
     """A run stopped in its 13th step: checkpoints 5 and 10, metrics logged up to step 12."""
     wd = tmp_path_factory.mktemp("stopped") / "run"
     with pytest.MonkeyPatch.context() as mp:
-        interrupted(mp, wd, 13)
+        interrupted_run(mp, wd, "step", 13)
     return wd
 
 
@@ -273,7 +249,7 @@ def test_data_whose_vocabulary_changed_is_refused(tmp_path, monkeypatch):
     text.write_text("abcabcab\n" * 400)
     cfg = tiny_config(**{"data.name": "text", "data.path": str(text)})
     wd = tmp_path / "run"
-    interrupted(monkeypatch, wd, 7, cfg)  # a checkpoint at step 5
+    interrupted_run(monkeypatch, wd, "step", 7, cfg)  # a checkpoint at step 5
     text.write_text("abxabxab\n" * 400)  # same size of vocabulary, another token
     with pytest.raises(RnnlabError) as e:
         train_and_evaluate(cfg, wd)

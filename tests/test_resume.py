@@ -9,29 +9,11 @@ import shutil
 
 import pytest
 
-import rnnlab.faults as faults
 from rnnlab import RnnlabError
 from rnnlab.kill_resume import compare_runs, kill_resume
 from rnnlab.tracking import read_jsonl
-from _tiny import tiny_config
+from _tiny import interrupted_run, tiny_config
 from rnnlab.train import train_and_evaluate
-
-
-class Stop(Exception):
-    """Stands for a kill: raised inside the loop at a chosen point."""
-
-
-def stop_at(monkeypatch, point: str, n: int):
-    """Make the training loop raise Stop the n-th time it passes ``point`` (step / eval)."""
-    count = {"k": 0}
-
-    def hook(name):
-        if name == point:
-            count["k"] += 1
-            if count["k"] == n:
-                raise Stop(f"{point}:{n}")
-
-    monkeypatch.setattr(faults, "kill_point", hook)
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +21,6 @@ def reference(tmp_path_factory):
     wd = tmp_path_factory.mktemp("ref") / "run"
     summary = train_and_evaluate(tiny_config(), wd)
     return wd, summary
-
-
-def interrupted_run(monkeypatch, wd, point, n, cfg=None):
-    stop_at(monkeypatch, point, n)
-    with pytest.raises(Stop):
-        train_and_evaluate(cfg or tiny_config(), wd)
-    monkeypatch.setattr(faults, "kill_point", lambda name: None)
 
 
 @pytest.fixture(scope="module")
