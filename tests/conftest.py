@@ -25,3 +25,26 @@ def data_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"no corpus folder at {path}")
     return path
+
+
+# The tiny run of tests/_tiny.py, shared by the resume and reliability tests (read-only there: tests
+# that change a run copy it first).
+@pytest.fixture(scope="session")
+def reference(tmp_path_factory):
+    """An uninterrupted tiny run: (its directory, its summary)."""
+    from _tiny import tiny_config
+    from rnnlab.train import train_and_evaluate
+
+    wd = tmp_path_factory.mktemp("ref") / "run"
+    return wd, train_and_evaluate(tiny_config(), wd)
+
+
+@pytest.fixture(scope="session")
+def stopped13(tmp_path_factory):
+    """The tiny run stopped in its 13th step: checkpoints 5 and 10, metrics logged up to step 12."""
+    from _tiny import interrupted_run
+
+    wd = tmp_path_factory.mktemp("stopped") / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        interrupted_run(mp, wd, "step", 13)
+    return wd

@@ -26,21 +26,6 @@ from _tiny import interrupted_run, tiny_config
 from rnnlab.train import create_train_state, make_train_step, prepare, split_keys, train_and_evaluate
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    wd = tmp_path_factory.mktemp("ref") / "run"
-    return wd, train_and_evaluate(tiny_config(), wd)
-
-
-@pytest.fixture(scope="module")
-def stopped13(tmp_path_factory):
-    """A run stopped in its 13th step: checkpoints 5 and 10, metrics logged up to step 12."""
-    wd = tmp_path_factory.mktemp("stopped") / "run"
-    with pytest.MonkeyPatch.context() as mp:
-        interrupted_run(mp, wd, "step", 13)
-    return wd
-
-
 def copy_of(stopped, tmp_path):
     wd = tmp_path / "run"
     shutil.copytree(stopped, wd)

@@ -16,22 +16,6 @@ from _tiny import interrupted_run, tiny_config
 from rnnlab.train import train_and_evaluate
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    wd = tmp_path_factory.mktemp("ref") / "run"
-    summary = train_and_evaluate(tiny_config(), wd)
-    return wd, summary
-
-
-@pytest.fixture(scope="module")
-def stopped13(tmp_path_factory):
-    """A run stopped in its 13th step: checkpoints 5 and 10, metrics logged up to step 12."""
-    wd = tmp_path_factory.mktemp("stopped") / "run"
-    with pytest.MonkeyPatch.context() as mp:
-        interrupted_run(mp, wd, "step", 13)
-    return wd
-
-
 @pytest.mark.parametrize("point,n", [("step", 13), ("step", 21), ("eval", 1)])
 def test_stop_and_resume_is_bit_exact(reference, stopped13, tmp_path, monkeypatch, point, n):
     """Stopped in step 13 (checkpoint at 10, the line of step 12 logged after it), in step 21 (just

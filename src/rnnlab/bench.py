@@ -135,6 +135,24 @@ def _compile(fn, *args, donate=()):
     return compiled, time.perf_counter() - t0
 
 
+def _step_loop(compiled, state, xs, ys, key):
+    """-> (run, box): ``run(n)`` takes n compiled train steps over the 4 windows in turn, passing
+    the (donated) state on, and waits for the device; ``box["state"]`` / ``box["out"]`` hold the
+    latest state and the step's second output (metrics or loss)."""
+    box = {"state": state, "i": 0, "out": None}
+
+    def run(n):
+        st = box["state"]
+        for _ in range(n):
+            i = box["i"] % 4
+            st, out = compiled(st, (xs[i], ys[i]), key)
+            box["i"] += 1
+        jax.block_until_ready(st)
+        box["state"], box["out"] = st, out
+
+    return run, box
+
+
 def _eval_timing(model, params, carries, xs, ys, opts) -> float:
     """Median seconds of one forward-only window (summed NLL), the carry passed on: the evaluation
     throughput of any flax model called as model.apply(params, x [B,T], carries) -> (logits, carries)."""
@@ -241,19 +259,9 @@ def bench_rnnlab(size_name, size, cell, mode, opts, *, unroll=None, matmul_dtype
         unroll_mod.FAST_BACKWARD = old
     peak = _jax_peak(compiled)
 
-    box = {"state": state, "i": 0, "m": None}
-
-    def run(n):
-        st = box["state"]
-        for _ in range(n):
-            i = box["i"] % 4
-            st, m = compiled(st, (xs[i], ys[i]), call_key)
-            box["i"] += 1
-        jax.block_until_ready(st)
-        box["state"], box["m"] = st, m
-
+    run, box = _step_loop(compiled, state, xs, ys, call_key)
     run(opts.warmup)
-    eps_seen = float(np.mean(np.asarray(box["m"]["eps"])))
+    eps_seen = float(np.mean(np.asarray(box["out"]["eps"])))
     step_s, timed_steps = _median_step(run, opts.steps, opts.repeats, opts.min_block_s)
 
     eval_s = None
@@ -318,21 +326,11 @@ def bench_flax(size_name, size, cell, opts) -> dict:
     key = jax.random.key(2)
     compiled, compile_s = _compile(step, state, (xs[0], ys[0]), key, donate=(0,))
     peak = _jax_peak(compiled)
-    box = {"s": state, "i": 0}
-
-    def run(n):
-        s = box["s"]
-        for _ in range(n):
-            i = box["i"] % 4
-            s, loss = compiled(s, (xs[i], ys[i]), key)
-            box["i"] += 1
-        jax.block_until_ready(s)
-        box["s"] = s
-
+    run, box = _step_loop(compiled, state, xs, ys, key)
     run(opts.warmup)
     step_s, timed_steps = _median_step(run, opts.steps, opts.repeats, opts.min_block_s)
 
-    eval_s = _eval_timing(model, box["s"][0], box["s"][2], xs, ys, opts)
+    eval_s = _eval_timing(model, box["state"][0], box["state"][2], xs, ys, opts)
     return _record("flax", size_name, size, cell, "tf", step_s, eval_s, compile_s, peak, variant="nn.RNN",
                    timed_steps=timed_steps)
 
