@@ -3,7 +3,7 @@ oracle, whose distribution is known: teacher-forced test perplexity next to NLL-
 quality), NLL-test (coverage) and the exposure-bias gap. CPU, 5-15 seconds per run.
 
     python -m experiments.sweep --config=configs/tf_vs_ss.py --workdir=runs/tf_vs_ss --vmap_seeds
-    python -c "from rnnlab.oracle import modes_table; print(modes_table('runs/tf_vs_ss'))"  # + exposure gaps
+    python -c "from rnnlab.report import modes_table; print(modes_table('runs/tf_vs_ss'))"  # + exposure gaps
     python -m experiments.report --runs=runs/tf_vs_ss          # the generic table and curves
 
 Expected (42 runs, 3 min 50 s on a shared 2-core CPU): teacher forcing test ppl 10.0-10.3 and

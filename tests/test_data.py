@@ -13,7 +13,7 @@ import pytest
 
 from rnnlab import RnnlabError, data
 
-REAL_FETCH = data._fetch  # saved before the autouse fixture replaces it
+REAL_FETCH = data.files._fetch  # saved before the autouse fixture replaces it
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -32,7 +32,7 @@ def no_download(monkeypatch, tmp_path):
     def fail(url, dest):
         raise OSError(f"tests never download ({url})")
 
-    monkeypatch.setattr(data, "_fetch", fail)
+    monkeypatch.setattr(data.files, "_fetch", fail)
     monkeypatch.setenv("RNNLAB_CACHE_DIR", str(tmp_path / "cache"))
 
 
@@ -263,7 +263,7 @@ def test_download_checksum(tmp_path, monkeypatch):
     src.write_text("hello corpus\n")
     good = hashlib.sha256(src.read_bytes()).hexdigest()
 
-    monkeypatch.setattr(data, "_fetch", REAL_FETCH)  # a local file:// URL through the real urllib path
+    monkeypatch.setattr(data.files, "_fetch", REAL_FETCH)  # a local file:// URL through the real urllib path
     dest = tmp_path / "dl" / "a.txt"
     with pytest.raises(RnnlabError) as e:
         data.download(src.as_uri(), dest, "0" * 64)

@@ -1,4 +1,4 @@
-"""The random-LSTM oracle source and the free-running metrics (oracle.py): the oracle's own samples
+"""The random-LSTM oracle source and the free-running metrics (data/oracle.py, free_running.py): the oracle's own samples
 score its entropy; a model trained on it scores close to it; exposure gap, distinct-n, Reber
 validity and the reference-model perplexity on known cases."""
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 from rnnlab import RnnlabError
 from rnnlab.config import base_config, validate
 from rnnlab.data import REBER_SYMBOLS, load_corpus, reber_sample
-from rnnlab.oracle import (distinct_n, free_running_metrics, get_oracle, log_items, prompt_positions,
-                           reber_first_string)
+from rnnlab.data.oracle import get_oracle
+from rnnlab.free_running import distinct_n, free_running_metrics, log_items, prompt_positions, reber_first_string
 
 
 def oracle_cfg(**data):

@@ -90,7 +90,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval = e = ml_collections.ConfigDict()
     e.batch_size = 10  # streams for exact valid/test perplexity (every target token counted once)
     e.bptt = 0  # window length for evaluation; 0 = train.bptt
-    # free-running metrics at the end of a run (oracle.py): samples from prompts cut from the test split
+    # free-running metrics at the end of a run (free_running.py): samples from prompts cut from the test split
     e.free_running = False  # compute them (summary keys nll_test, nll_oracle, exposure_gap, distinct_n, ...); configs/tf_vs_ss.py turns it on
     e.num_samples = 256  # S: prompts / samples
     e.prompt_len = 16  # P: gold tokens that warm the carry before sampling
@@ -129,7 +129,7 @@ def _check_positive(value, field, allow_zero=False):
 def validate(cfg) -> None:
     """Raise RnnlabError (one line) on the first invalid field; names only, no data loaded."""
     from .cells import CELLS
-    from .data import DATASETS
+    from .data.registry import DATASETS
 
     _check_choice(cfg.model.cell, sorted(CELLS), "model.cell")
     _check_choice(cfg.data.name, sorted(DATASETS), "data.name")

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .data import eval_windows
+from .data.batching import eval_windows
 from .model import model_carries
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import RnnlabError
 from .config import base_config, from_dict
-from .data import Vocab
+from .data.vocab import Vocab
 from .model import build_model, model_carries
 
 CHECKPOINTS = ("best", "latest")

@@ -28,11 +28,12 @@ import optax
 from . import RnnlabError, faults
 from .checkpoint import Checkpointer
 from .config import to_dict, validate
-from .data import load_corpus, train_windows
+from .data.batching import train_windows
+from .data.registry import load_corpus
 from .evaluate import evaluate, make_eval_fn
 from .forcing import make_loss_fn
 from .model import build_model, count_params, model_carries
-from .oracle import free_running_metrics, log_items
+from .free_running import free_running_metrics, log_items
 from .tracking import make_loggers, write_json
 
 
@@ -359,7 +360,7 @@ class RunRecorder:
             summary["skipped_steps"] = int(meta.get("skipped", 0))
         for k, v in s.corpus.meta.items():  # the corpus' facts; its "seed" (data.seed) must not hide train.seed
             summary[k if k not in summary else f"data_{k}"] = v
-        if cfg.eval.get("free_running", False):  # nll_test, nll_oracle, exposure_gap, ... (oracle.py)
+        if cfg.eval.get("free_running", False):  # nll_test, nll_oracle, exposure_gap, ... (free_running.py)
             free = free_running_metrics(s.model, params, s.corpus, cfg, split_keys(cfg.train.seed)["eval"], test=test)
             summary.update(free)
             self.logger.log(step, log_items(free))

@@ -1,0 +1,109 @@
+"""Finding, downloading (SHA-256 checked) and reading data files.
+
+Files are found under ``data.dir``, else ``$RNNLAB_DATA_DIR``, else the cache (``$RNNLAB_CACHE_DIR``
+or ``~/.cache/rnnlab/data``) where a missing file is downloaded from its public URL and checked
+against its SHA-256.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import urllib.request
+from pathlib import Path
+
+from .. import RnnlabError
+from .corpus import cfg_get
+
+log = logging.getLogger(__name__)
+
+
+def cache_dir() -> Path:
+    """Where downloads go: ``$RNNLAB_CACHE_DIR`` or ``~/.cache/rnnlab/data``."""
+    return Path(os.environ.get("RNNLAB_CACHE_DIR") or Path.home() / ".cache" / "rnnlab" / "data").expanduser()
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fetch(url: str, dest: Path) -> None:
+    """Copy ``url`` to ``dest`` (tests replace this function: they never download)."""
+    with urllib.request.urlopen(url, timeout=60) as r, open(dest, "wb") as f:
+        while block := r.read(1 << 20):
+            f.write(block)
+
+
+def download(url: str, dest, sha256: str) -> Path:
+    """Download ``url`` to ``dest`` via a ``.part`` file; keep it only if its SHA-256 is ``sha256``."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    log.info("downloading %s -> %s", url, dest)
+    try:
+        _fetch(url, part)
+    except Exception as e:  # noqa: BLE001  (any network or file error: one clear line)
+        part.unlink(missing_ok=True)
+        reason = (str(e).splitlines() or [type(e).__name__])[0]
+        raise RnnlabError(f"could not download {url} to {dest} ({reason}); check the network, or set data.dir "
+                          f"or RNNLAB_DATA_DIR to a folder that holds the file") from None
+    got = sha256_file(part)
+    if got != sha256:
+        part.unlink(missing_ok=True)
+        raise RnnlabError(f"download of {url} has SHA-256 {got}, expected {sha256}; the file was deleted, "
+                          f"retry or put a verified copy under data.dir or RNNLAB_DATA_DIR")
+    os.replace(part, dest)
+    return dest
+
+
+def _data_root(cfg) -> tuple[Path, bool]:
+    """(folder, from_cache): ``data.dir``, else ``$RNNLAB_DATA_DIR``, else the download cache."""
+    d = str(cfg_get(cfg, "dir", ""))
+    if d:
+        root = Path(d).expanduser()
+        if not root.is_dir():
+            raise RnnlabError(f"data.dir={d!r} is not a folder; give the folder that holds ptb/, ptb_char/, ... "
+                              f"or '' to use RNNLAB_DATA_DIR or the download cache")
+        return root, False
+    env = os.environ.get("RNNLAB_DATA_DIR", "")
+    if env:
+        return Path(env).expanduser(), False
+    return cache_dir(), True
+
+
+def locate(cfg, rel: str, source: tuple[str, str]) -> Path:
+    """Path of data file ``rel``; downloads it from ``source`` = (URL, SHA-256) into the cache when that is
+    where files come from."""
+    url, sha = source
+    root, from_cache = _data_root(cfg)
+    path = root / rel
+    if path.is_file():
+        return path
+    if from_cache:
+        return download(url, path, sha)
+    raise RnnlabError(f"data file {path} not found; put {rel} under data.dir or RNNLAB_DATA_DIR "
+                      f"(now {root}), or leave both unset to download it from {url}")
+
+
+def read_text(path) -> str:
+    """The UTF-8 text of ``path``; RnnlabError if it is missing, empty, binary or not UTF-8."""
+    path = Path(path)
+    if not path.is_file():
+        raise RnnlabError(f"text file {path} not found; give an existing UTF-8 text file")
+    raw = path.read_bytes()
+    if b"\x00" in raw[: 1 << 20]:
+        raise RnnlabError(f"{path} looks binary (it has NUL bytes); give a UTF-8 text file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RnnlabError(f"{path} is not UTF-8 (invalid byte at offset {e.start}); give a UTF-8 text file "
+                          f"(convert it, e.g. with iconv -t utf-8)") from None
+    if not text.strip():
+        raise RnnlabError(f"{path} is empty; give a text file with some tokens")
+    return text
+
+
