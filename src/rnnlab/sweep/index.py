@@ -1,0 +1,76 @@
+"""The study's index ``<workdir>/sweep.json`` (members, overrides, status) and its comparison table."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from .. import RnnlabError
+from ..tracking import _jsonable
+from .spec import Member
+from .status import member_status
+
+INDEX_FILE = "sweep.json"
+TABLE_COLUMNS = ("name", "cell", "train_mode", "seed", "num_params", "test_ppl", "optimal_ppl", "wall_s", "status")
+
+
+def write_index(workdir, members: list[Member], *, config_file: str, cli: dict, sweep: dict, vmap_seeds: bool,
+                extra: dict | None = None, running=()) -> dict:
+    """Write <workdir>/sweep.json: the members with their status from disk (``running`` while this
+    process trains them; a killed sweep leaves that, the next run recomputes it)."""
+    index = {
+        "study": Path(workdir).name, "config_file": config_file, "cli_overrides": cli, "sweep": sweep,
+        "vmap_seeds": vmap_seeds, "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "members": [{"name": m.name, "dir": m.name, "overrides": m.overrides, **member_status(Path(workdir) / m.name),
+                     **((extra or {}).get(m.name, {})), **({"status": "running"} if m.name in running else {})}
+                    for m in members],
+    }
+    path = Path(workdir) / INDEX_FILE
+    tmp = path.with_name(f"{INDEX_FILE}.{os.getpid()}.tmp")  # several agents may share the study directory
+    tmp.write_text(json.dumps(index, indent=2, sort_keys=True, default=_jsonable))
+    os.replace(tmp, path)
+    return index
+
+
+def summaries(workdir, index: dict | None = None) -> list[dict]:
+    """Each member's summary.json (or its status) in study order."""
+    workdir = Path(workdir)
+    index = index or json.loads((workdir / INDEX_FILE).read_text())
+    out = []
+    for m in index["members"]:
+        path = workdir / m["dir"] / "summary.json"
+        s = json.loads(path.read_text()) if path.exists() else {}
+        out.append({"name": m["name"], **s, "status": s.get("status", m.get("status", "pending"))})
+    return out
+
+
+def table(workdir, index: dict | None = None) -> str:
+    """The study's comparison table: ``report.build_table`` (mean +- std over seeds) when the
+    report module is there, else one row per member (``simple_table``)."""
+    try:
+        from ..report import build_table
+    except ImportError:
+        build_table = None
+    if build_table is not None:
+        try:
+            return build_table(str(workdir))[1]
+        except RnnlabError:
+            pass
+    return simple_table(summaries(workdir, index))
+
+
+def simple_table(rows: list[dict]) -> str:
+    """A markdown table of the members (cell, mode, seed, #params, test ppl, optimal ppl, wall s)."""
+    def cell(r, k):
+        v = r.get(k, "")
+        if isinstance(v, float):
+            return f"{v:.1f}" if k == "wall_s" else f"{v:.4f}"
+        if k == "status" and v in ("failed", "diverged"):
+            return f"{v}: {r.get('error', '')}"[:80]
+        return str(v)
+
+    cols = [c for c in TABLE_COLUMNS if any(c in r for r in rows)]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(cell(r, c) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
