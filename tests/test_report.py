@@ -20,11 +20,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_run(root: Path, name: str, *, cell="rnn", mode="teacher_forcing", seed=0, summary=None,
-              val=(), eps=None, over=None, drop=()):
+              val=(), eps=None, over=None, drop=(), data="reber", val_key="val/ppl"):
     """A run directory: config.json (base_config + fields), summary.json (if given), metrics.jsonl
-    with train records (train/eps) and validation records ``val`` = [(step, ppl, wall_s)]."""
+    with train records (train/eps) and validation records ``val`` = [(step, value of val_key, wall_s)]."""
     c = base_config()
-    c.data.name, c.model.cell, c.train.mode, c.train.seed = "reber", cell, mode, seed
+    c.data.name, c.model.cell, c.train.mode, c.train.seed = data, cell, mode, seed
     c.model.hidden_size, c.model.num_layers = 16, 1
     for k, v in (over or {}).items():
         sec, *mid, last = k.split(".")
@@ -45,7 +45,7 @@ def write_run(root: Path, name: str, *, cell="rnn", mode="teacher_forcing", seed
     for step, ppl, wall in val:
         if eps is not None:
             lines.append({"step": step, "train/loss": math.log(ppl), "train/eps": eps(step), "wall_s": wall - 0.5})
-        lines.append({"step": step, "val/ppl": ppl, "wall_s": wall})
+        lines.append({"step": step, val_key: ppl, "wall_s": wall})
     (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     return d
 
@@ -174,11 +174,12 @@ def test_write_report_files(study, tmp_path):
     out = tmp_path / "out"
     res = report.write_report(study, out)
     names = sorted(str(Path(f).relative_to(out)) for f in res["files"])
-    assert names == sorted(["table.md", "table.csv", "table.tex", "rows.json"] +
+    assert names == sorted(["table.md", "table.csv", "table.tex", "rows.json", "unreadable.json"] +
                            [f"plots/reber_val_ppl_vs_{x}.{e}" for x in ("step", "wall") for e in ("png", "svg")])
     assert (out / "table.md").read_text() == res["markdown"]
     assert (out / "plots" / "reber_val_ppl_vs_step.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert b"<svg" in (out / "plots" / "reber_val_ppl_vs_wall.svg").read_bytes()[:2000]
+    assert json.loads((out / "unreadable.json").read_text()) == []
     rows = json.loads((out / "rows.json").read_text())
     assert rows[0]["test_ppl_std"] == pytest.approx(0.5) and rows[2]["test_ppl_std"] == pytest.approx(math.sqrt(0.5))
 
