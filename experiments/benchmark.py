@@ -1,11 +1,16 @@
 """Benchmark the word-level LM: rnnlab (teacher forcing, scheduled sampling, seeds vmapped) against
 torch nn.LSTM/GRU/RNN (cuDNN on a GPU), a torch cell loop with scheduled sampling and flax nn.RNN.
 
-    python -m experiments.benchmark [--sizes S,M,L,W] [--cells lstm,gru,rnn] [--impls rnnlab,torch,...]
+    python -m experiments.benchmark --sizes S [--cells lstm,gru,rnn] [--impls rnnlab,torch,...]
         [--modes tf,ss] [--steps N] [--repeats R] [--unrolls 0,1,8] [--dtypes float32,bfloat16] [--out DIR]
 
+It runs only when --sizes is given (a run takes minutes): with no flags it prints this usage and
+exits 0; other flags without --sizes are an error. Example (the CPU rows of docs/benchmarks.md):
+
+    python -m experiments.benchmark --sizes S --cells lstm,gru,rnn --impls rnnlab --modes tf,ss
+
 Writes DIR/benchmark.json (list of records) and DIR/benchmark.md (tables with ratios, device, versions).
-See src/rnnlab/bench.py for what is timed and how; docs/benchmarks.md for results.
+See src/rnnlab/bench/ for what is timed and how; docs/benchmarks.md for results.
 """
 import os
 import sys
@@ -14,9 +19,9 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # leave GPU mem
 
 from absl import flags  # noqa: E402
 
-from rnnlab.cli import main_wrapper, parse_flags  # noqa: E402
+from rnnlab.cli import die, main_wrapper, parse_flags  # noqa: E402
 
-flags.DEFINE_string("sizes", "S", "comma-separated sizes: T (tiny), S, M, L, W")
+flags.DEFINE_string("sizes", None, "comma-separated sizes: T (tiny), S, M, L, W (required to run; e.g. S)")
 flags.DEFINE_string("cells", "lstm,gru,rnn", "comma-separated cells: lstm, gru, rnn")
 flags.DEFINE_string("impls", "rnnlab,torch,torch_loop,flax,rnnlab_seeds", "comma-separated implementations")
 flags.DEFINE_string("modes", "tf,ss", "tf (teacher forcing), ss (scheduled sampling)")
@@ -36,10 +41,18 @@ FLAGS = flags.FLAGS
 
 def main():
     parse_flags()
+    if len(sys.argv) == 1:  # the usage: this docstring and every flag with its description
+        print(__doc__.strip() + "\n\nflags:\n" + "\n".join(ln for ln in FLAGS.main_module_help().splitlines()
+                                                         if ln.startswith(" ")))
+        return 0
+    if FLAGS.sizes is None:
+        die("nothing to run: pass --sizes (e.g. --sizes S); with no flags this prints the usage")
     from rnnlab import bench
 
     p = bench.parse_list
     ints = lambda text: tuple(int(u) for u in text.split(",") if u.strip())  # noqa: E731
+    rows = (p(FLAGS.sizes, tuple(bench.SIZES), "--sizes"), p(FLAGS.cells, bench.CELLS, "--cells"),
+            p(FLAGS.impls, bench.IMPLS, "--impls"), p(FLAGS.modes, bench.MODES, "--modes"))
     opts = bench.Options(steps=FLAGS.steps, repeats=FLAGS.repeats, warmup=FLAGS.warmup, dropout=FLAGS.dropout,
                          min_block_s=FLAGS.min_block, torch_threads=FLAGS.torch_threads,
                          unrolls=ints(FLAGS.unrolls), autodiff=FLAGS.autodiff, seeds=FLAGS.seeds,
@@ -47,9 +60,7 @@ def main():
     env = bench.environment()
     print(f"device: {env.get('torch_device') or env['device']}; jax {env['jax']}, torch {env.get('torch', '-')}",
           flush=True)
-    records = bench.run_benchmark(p(FLAGS.sizes, tuple(bench.SIZES), "--sizes"), p(FLAGS.cells, bench.CELLS, "--cells"),
-                                  p(FLAGS.impls, bench.IMPLS, "--impls"), p(FLAGS.modes, bench.MODES, "--modes"), opts,
-                                  log=lambda line: print(line, flush=True))
+    records = bench.run_benchmark(*rows, opts, log=lambda line: print(line, flush=True))
     jpath, mpath = bench.write_results(records, env, FLAGS.out, "python -m experiments.benchmark " + " ".join(sys.argv[1:]))
     print(mpath.read_text())
     print(f"wrote {jpath} and {mpath}")

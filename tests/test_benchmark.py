@@ -3,8 +3,10 @@ compute the same function as their references."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -13,6 +15,7 @@ import numpy as np
 import pytest
 
 from rnnlab import bench
+from rnnlab.bench import ab
 
 ROOT = Path(__file__).resolve().parents[1]
 FIELDS = ("impl", "size", "cell", "mode", "tokens_per_sec", "compile_s", "peak_mem_bytes", "eval_tokens_per_sec",
@@ -95,6 +98,90 @@ def test_cli_bad_size_is_one_line_error():
     assert lines[-1].startswith("error: --sizes='S,XL' is not valid") and "Traceback" not in r.stderr
 
 
+def test_console_line_prints_dash_where_eval_was_not_measured(records):
+    by = {(r["impl"], r["mode"]): r for r in records if "error" not in r}
+    ss, tf = bench.line(by[("rnnlab", "ss")]), bench.line(by[("rnnlab", "tf")])
+    assert by[("rnnlab", "ss")]["eval_tokens_per_sec"] is None
+    assert re.search(r"eval +- tok/s", ss) and not re.search(r"eval +0 tok/s", ss)
+    shown = float(re.search(r"eval +([\d,]+) tok/s", tf).group(1).replace(",", ""))
+    assert shown == pytest.approx(by[("rnnlab", "tf")]["eval_tokens_per_sec"], abs=0.5)
+
+
+USAGE = {  # CLI -> flag names its usage must list; with no flags each prints it and exits 0 at once
+    "experiments.benchmark": ("sizes", "cells", "impls", "modes", "steps", "repeats", "unrolls", "out"),
+    "experiments.kill_resume": ("trials", "points", "workdir", "config", "seed", "max_kills", "small"),
+    "experiments.ab_benchmark": ("a", "b", "rounds", "sizes", "impls", "bench_flags", "out", "keep"),
+}
+
+
+@pytest.mark.parametrize("module", sorted(USAGE))
+def test_cli_without_flags_prints_usage(module):
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", module], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    took = time.monotonic() - t0
+    assert r.returncode == 0, r.stderr
+    assert took < 20  # a usage, not a run (the runs take minutes)
+    for name in USAGE[module]:
+        assert re.search(rf"^  --(\[no\])?{name}: \S", r.stdout, re.M), name  # each flag with a description
+    assert f"python -m {module} --" in r.stdout  # an example command
+
+
+@pytest.mark.parametrize("module,argv,says", [
+    ("experiments.benchmark", ["--cells=lstm"], "nothing to run: pass --sizes"),
+    ("experiments.kill_resume", ["--seed=1"], "nothing to run: pass --trials"),
+    ("experiments.ab_benchmark", ["--a=HEAD"], "pass both --a and --b"),
+    ("experiments.ab_benchmark", ["--a=no_such_rev_xyz", "--b=HEAD"], "'no_such_rev_xyz' is not a git revision"),
+])
+def test_cli_flags_without_the_required_one_is_one_line_error(module, argv, says):
+    r = subprocess.run([sys.executable, "-m", module, *argv], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and r.stderr.startswith(f"error: {says}")
+
+
+def _rec(impl, cell, mode, tps, variant="v"):
+    return {"impl": impl, "size": "S", "cell": cell, "mode": mode, "variant": variant, "tokens_per_sec": tps}
+
+
+def test_ab_compare_medians_spreads_and_verdict():
+    a = [[_rec("rnnlab", "lstm", "tf", 100.0), _rec("rnnlab", "lstm", "ss", 50.0)],
+         [_rec("rnnlab", "lstm", "tf", 110.0), _rec("rnnlab", "lstm", "ss", 50.0)],
+         [_rec("rnnlab", "lstm", "tf", 90.0), _rec("rnnlab", "lstm", "ss", 52.0)]]
+    b = [[_rec("rnnlab", "lstm", "tf", 105.0, "w"), _rec("rnnlab", "lstm", "ss", 60.0)],
+         [_rec("rnnlab", "lstm", "tf", 95.0, "w"), _rec("rnnlab", "lstm", "ss", 61.0)],
+         [_rec("rnnlab", "lstm", "tf", 100.0, "w"), {**_rec("rnnlab", "lstm", "ss", 0.0), "error": "boom"}]]
+    tf, ss = ab.compare(a, b)
+    assert (tf["a_tokens_per_sec"], tf["b_tokens_per_sec"], tf["b_over_a"]) == (100.0, 100.0, 1.0)
+    assert tf["a_spread"] == pytest.approx(0.2) and tf["b_spread"] == pytest.approx(0.1)
+    assert tf["paired"] == pytest.approx([1.05, 95 / 110, 100 / 90]) and tf["within_noise"] is True
+    assert (tf["variant_a"], tf["variant_b"]) == ("v", "w")  # paired by (impl, size, cell, mode, order)
+    assert ss["error"] == "boom" and "b_over_a" not in ss
+    tf2, = ab.compare([[_rec("rnnlab", "gru", "tf", 100.0)], [_rec("rnnlab", "gru", "tf", 102.0)]],
+                      [[_rec("rnnlab", "gru", "tf", 120.0)], [_rec("rnnlab", "gru", "tf", 121.0)]])
+    assert tf2["b_over_a"] == pytest.approx(120.5 / 101) and tf2["noise"] == pytest.approx(2 / 101)
+    assert tf2["within_noise"] is False
+    one, = ab.compare([[_rec("rnnlab", "gru", "tf", 100.0)]], [[_rec("rnnlab", "gru", "tf", 90.0)]])
+    assert one["b_over_a"] == pytest.approx(0.9) and one["within_noise"] is None  # one round: no verdict
+    md = ab.ab_markdown({"a": {"rev": "X", "sha": "a" * 40}, "b": {"rev": "Y", "sha": "b" * 40}, "rounds": 3,
+                         "bench_args": ["--sizes", "S"], "rows": [tf, ss]})
+    assert "| rnnlab | S | lstm | tf | v / w | 100 | 20.0% | 100 | 10.0% | 1.000 | 1.050, 0.864, 1.111 | yes |" in md
+    assert "| rnnlab | S | lstm | ss | v | error: boom |" in md and "--sizes S" in md
+
+
+def test_ab_worktree_is_the_revision_and_imports_from_itself(tmp_path):
+    sha = ab.resolve(ROOT, "HEAD~1")
+    assert re.fullmatch(r"[0-9a-f]{40}", sha) and sha != ab.resolve(ROOT, "HEAD")
+    wt = ab.add_worktree(ROOT, sha, tmp_path)
+    try:
+        head = subprocess.run(["git", "-C", str(wt), "rev-parse", "HEAD"], capture_output=True, text=True)
+        assert head.stdout.strip() == sha and ab.add_worktree(ROOT, sha, tmp_path) == wt  # reused
+        ab.check_imports_from(wt)  # PYTHONPATH=<wt>/src:<wt> loads the worktree's rnnlab, not the editable install
+        with pytest.raises(bench.RnnlabError, match="not the worktree"):
+            ab.check_imports_from(tmp_path)  # a folder without src/rnnlab falls back to the installed copy
+    finally:
+        ab.remove_worktree(ROOT, wt)
+    assert not wt.exists()
+
+
 @pytest.mark.parametrize("cell", ["lstm"])
 def test_two_pass_scheduled_sampling_equals_one_pass(cell):
     """forcing.sampled_loss (sample without gradient, then the fast teacher-forcing path on the fed
@@ -108,7 +195,7 @@ def test_two_pass_scheduled_sampling_equals_one_pass(cell):
     model = build_model(cfg, size.vocab)
     tx, _ = make_optimizer(cfg, 10)
     st = create_train_state(cfg, model, tx, jax.random.key(0))
-    xs, ys = bench._batches(size, 1, seed=3)
+    xs, ys = bench.batches(size, 1, seed=3)
     x, y = jnp.asarray(xs[0]), jnp.asarray(ys[0])
     fb = forcing.feedback_options(cfg)
     out = {}
