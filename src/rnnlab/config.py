@@ -52,6 +52,21 @@ def base_config() -> ml_collections.ConfigDict:
     o.embed_size = 32  # its E
     o.init_std = 1.0  # every weight and bias ~ N(0, init_std^2) (SeqGAN: N(0, 1)); larger = peakier, lower entropy
     o.entropy_tokens = 100_000  # tokens of the oracle's own sample for its entropy-rate estimate
+    # data.task: the synthetic sequence tasks, whose sizes count sequences, not tokens (data.num_* count tokens
+    # of the streams): transduction (running_parity | running_count | running_majority, a target at every step)
+    # and seq2seq pairs (copy | reverse | sort | addition); also fra_eng's length filter. Seeded by data.seed.
+    d.task = tk = ml_collections.ConfigDict()
+    tk.min_len = 1  # shortest train / valid input (addition: digits per operand)
+    tk.max_len = 20  # longest train / valid input
+    tk.test_min_len = 21  # shortest test input (test lengths above train's: length generalisation)
+    tk.test_max_len = 40  # longest test input
+    tk.num_train = 10_000  # sequences (pairs) in the train split
+    tk.num_valid = 1_000  # sequences (pairs) in the valid split (train's length range)
+    tk.num_test = 1_000  # sequences (pairs) in the test split (test_min_len..test_max_len)
+    tk.modulus = 5  # running_count: k in y_t = (x_1 + ... + x_t) mod k (Deletang et al. 2023's cycle has 5 states)
+    tk.vocab = 0  # input symbols; 0 = the task's default: running_count 2 ({0: stay, 1: +1}) or 3 (and 2: -1);
+    #   copy / reverse / sort: 2..26 symbols a, b, c, ... (default 10); parity, majority, addition: fixed
+    tk.max_tokens = 10  # fra_eng: keep the pairs whose source and target both have <= this many word tokens
 
     c.train = t = ml_collections.ConfigDict()
     t.seed = 0  # seeds parameter init, dropout and sampling keys (jax.random.key(seed), split by purpose)
