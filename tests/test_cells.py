@@ -87,13 +87,47 @@ def np_lstm(p, carry, x):
     return {"h": h, "c": c}, h
 
 
+def np_lstm_peephole(p, carry, x):
+    a = x @ p["w_i"] + p["b_i"] + carry["h"] @ p["w_h"] + p["b_h"]
+    i, f, g, o = _split(a, 4)
+    c_prev = carry["c"]
+    i = _sig(i + p["p_i"] * c_prev)
+    f = _sig(f + p["p_f"] * c_prev)
+    c = f * c_prev + i * np.tanh(g)
+    o = _sig(o + p["p_o"] * c)  # the output gate sees the new cell state
+    h = o * np.tanh(c)
+    return {"h": h, "c": c}, h
+
+
+def np_g(v):  # Feng et al.'s candidate activation
+    return np.where(v >= 0, v + 0.5, _sig(v))
+
+
+def np_mingru(p, carry, x):
+    kn, kz = _split(x @ p["w_i"] + p["b_i"], 2)
+    z = _sig(kz)
+    h = (1 - z) * carry["h"] + z * np_g(kn)
+    return {"h": h}, h
+
+
+def np_minlstm(p, carry, x):
+    kg, kf, ki = _split(x @ p["w_i"] + p["b_i"], 3)
+    f, i = _sig(kf), _sig(ki)
+    h = f / (f + i) * carry["h"] + i / (f + i) * np_g(kg)
+    return {"h": h}, h
+
+
 NP_STEP = {
     "rnn": np_rnn(np.tanh),
     "rnn_relu": np_rnn(lambda v: np.maximum(v, 0.0)),
     "gru": np_gru,
     "gru_cho": np_gru_cho,
     "lstm": np_lstm,
+    "lstm_peephole": np_lstm_peephole,
+    "mingru": np_mingru,
+    "minlstm": np_minlstm,
 }
+LSTMS = ("lstm", "lstm_peephole")  # the cells with an LSTMCarry(h, c) and a forget_bias option
 
 
 def test_every_cell_has_a_numpy_reference():
@@ -109,7 +143,7 @@ def test_step_matches_numpy_equations(name):
     carry = random_carry(cell, B, H, rng)
     np_params = {k: np.asarray(v, np.float64) for k, v in params.items()}
     np_carry = {k: np.asarray(v, np.float64) for k, v in carry._asdict().items()}
-    for _ in range(6):
+    for _ in range(20):
         x = rng.normal(size=(B, I)).astype(np.float32)
         carry, h = cell.step(params, carry, jnp.asarray(x))
         np_carry, np_h = NP_STEP[name](np_params, np_carry, x.astype(np.float64))
@@ -319,10 +353,13 @@ def test_lstm_forget_bias():
 @pytest.mark.parametrize("name", ALL_CELLS)
 def test_init_scheme(name, init_scale):
     I_, H_ = 24, 32
-    cell = get_cell(name, forget_bias=None) if name == "lstm" else get_cell(name)
+    cell = get_cell(name, forget_bias=None) if name in LSTMS else get_cell(name)
     p = cell.init(jax.random.key(8), I_, H_, init_scale=init_scale)
     G = cell.num_gates
-    shapes = {"w_i": (I_, G * H_), "w_h": (H_, G * H_), "b_i": (G * H_,), "b_h": (G * H_,)}
+    shapes = {"w_i": (I_, G * H_), "b_i": (G * H_,)}
+    if cell.linear is None:  # every cell but mingru / minlstm has a hidden matmul
+        shapes.update(w_h=(H_, G * H_), b_h=(G * H_,))
+    shapes.update({k: (H_,) for k in cell.post_params})  # the peepholes
     assert {k: v.shape for k, v in p.items()} == shapes
     assert all(v.dtype == jnp.float32 for v in p.values())
     bound = 1 / np.sqrt(H_) if init_scale is None else init_scale
@@ -330,9 +367,11 @@ def test_init_scheme(name, init_scale):
         assert np.abs(np.asarray(v)).max() <= bound, k
     # uniform over the whole range (the weight matrices have >= 1024 entries each)
     for k in ("w_i", "w_h"):
-        assert np.abs(np.asarray(p[k])).max() > 0.9 * bound, k
+        if k in p:
+            assert np.abs(np.asarray(p[k])).max() > 0.9 * bound, k
     # independent draws per tensor
-    assert max_diff(p["w_h"][:I_], p["w_i"]) > 0 and max_diff(p["b_h"], p["b_i"]) > 0
+    if "w_h" in p:
+        assert max_diff(p["w_h"][:I_], p["w_i"]) > 0 and max_diff(p["b_h"], p["b_i"]) > 0
 
 
 # ----------------------------------------------------------------------------- registry, inspect
@@ -353,7 +392,7 @@ def test_get_cell_returns_named_cell(name):
     assert isinstance(cell, Cell)
     assert cell.name == name
     carry = cell.initial_carry((2, B), H)
-    assert isinstance(carry, LSTMCarry if name == "lstm" else HiddenCarry)
+    assert isinstance(carry, LSTMCarry if name in LSTMS else HiddenCarry)
     for field in carry:
         assert field.shape == (2, B, H) and field.dtype == jnp.float32
         assert not np.any(np.asarray(field))
@@ -377,6 +416,112 @@ def test_inspect_matches_step_projected(name):
     assert set(gates) == set(cell.gate_names)
     for g in gates.values():
         assert g.shape == (B, H)
-    if name == "lstm":
+    if name in LSTMS:
         assert max_diff(gates["c"], c2.c) == 0.0
         assert max_diff(h2, gates["o"] * jnp.tanh(gates["c"])) <= 1e-6
+
+
+# ----------------------------------------------------------------------------- lstm_peephole
+
+
+def test_lstm_peephole_param_count():
+    """Chung et al.'s music LSTM size: H = 36 units on 88 keys. By hand: w_i 88 x 144 = 12672,
+    w_h 36 x 144 = 5184, b_i + b_h 2 x 144 = 288, p_i + p_f + p_o 3 x 36 = 108."""
+    p = get_cell("lstm_peephole").init(jax.random.key(0), 88, 36)
+    assert sum(int(v.size) for v in p.values()) == 12672 + 5184 + 288 + 108 == 18252
+    lstm = get_cell("lstm").init(jax.random.key(0), 88, 36)
+    assert sum(int(v.size) for v in lstm.values()) == 18252 - 108
+
+
+def test_lstm_peephole_init_and_reduction_to_lstm():
+    """Same key: the four LSTM tensors equal ``lstm``'s init (forget bias included), the peepholes are
+    uniform(+-s) draws of their own; with zero peepholes the cell is exactly ``lstm``."""
+    H_ = 16
+    peep, lstm = get_cell("lstm_peephole"), get_cell("lstm")
+    p = peep.init(jax.random.key(7), I, H_, init_scale=0.3)
+    q = lstm.init(jax.random.key(7), I, H_, init_scale=0.3)
+    for k in q:
+        np.testing.assert_array_equal(np.asarray(p[k]), np.asarray(q[k]))
+    np.testing.assert_array_equal(np.asarray(p["b_i"][H_ : 2 * H_]), 1.0)  # forget bias 1.0 by default
+    np.testing.assert_array_equal(np.asarray(get_cell("lstm_peephole", forget_bias=2.0).init(
+        jax.random.key(7), I, H_)["b_i"][H_ : 2 * H_]), 2.0)
+    peeps = np.stack([np.asarray(p[k]) for k in ("p_i", "p_f", "p_o")])
+    assert np.abs(peeps).max() <= 0.3 and np.abs(peeps).max() > 0.2
+    assert min(max_diff(peeps[a], peeps[b]) for a, b in ((0, 1), (0, 2), (1, 2))) > 0.05
+
+    rng = np.random.default_rng(7)
+    c1 = c2 = random_carry(lstm, B, H_, rng)
+    zero = dict(p, p_i=0 * p["p_i"], p_f=0 * p["p_f"], p_o=0 * p["p_o"])
+    diff_zero = diff_peep = 0.0
+    c3 = c1
+    for _ in range(5):
+        x = jnp.asarray(rng.normal(size=(B, I)), jnp.float32)
+        c1, h1 = peep.step(zero, c1, x)
+        c2, h2 = lstm.step(q, c2, x)
+        c3, h3 = peep.step(p, c3, x)
+        diff_zero, diff_peep = max(diff_zero, carry_diff(c1, c2)), max(diff_peep, max_diff(h3, h2))
+    assert diff_zero <= 1e-7
+    assert diff_peep > 1e-3  # and the peepholes do change the function
+
+
+@pytest.mark.parametrize("gate,field", [("i", "p_i"), ("f", "p_f"), ("o", "p_o")])
+def test_lstm_peephole_each_peephole_reaches_its_gate(gate, field):
+    """Changing one peephole moves its own gate by sigmoid(pre + p * c) and leaves the others;
+    i and f peek at c_{t-1}, o at the new c_t."""
+    cell = get_cell("lstm_peephole")
+    p = cell.init(jax.random.key(8), I, H, init_scale=0.5)
+    rng = np.random.default_rng(8)
+    carry = random_carry(cell, B, H, rng)
+    xp = cell.project(p, jnp.asarray(rng.normal(size=(B, I)), jnp.float32))
+    _, _, g0 = cell.inspect(p, carry, xp)
+    q = dict(p, **{field: p[field] + 2.0})
+    _, _, g1 = cell.inspect(q, carry, xp)
+    looked_at = g0["c"] if gate == "o" else carry.c  # o sees c_t (unchanged when only p_o moves)
+    logit = lambda v: np.log(np.asarray(v, np.float64) / (1 - np.asarray(v, np.float64)))
+    assert max_diff(logit(g1[gate]) - logit(g0[gate]), 2.0 * np.asarray(looked_at)) <= 1e-4
+    for other in {"i", "f", "o"} - {gate}:
+        if not (gate in "if" and other == "o"):  # o depends on c_t, which i and f change
+            assert max_diff(g1[other], g0[other]) == 0.0
+
+
+# ----------------------------------------------------------------------------- mingru, minlstm
+
+
+def test_min_candidate_activation_g():
+    from rnnlab.cells.minimal import g
+
+    v = jnp.asarray([-30.0, -2.0, -1e-6, 0.0, 1e-6, 2.0, 100.0])
+    np.testing.assert_allclose(np.asarray(g(v)), np_g(np.asarray(v, np.float64)), rtol=1e-6, atol=1e-12)
+    assert float(g(jnp.float32(0.0))) == 0.5 and float(jnp.min(g(v))) > 0.0  # continuous at 0, positive
+    assert float(jax.grad(g)(jnp.float32(3.0))) == 1.0
+    assert abs(float(jax.grad(g)(jnp.float32(-1.0))) - _sig(-1.0) * (1 - _sig(-1.0))) <= 1e-7
+
+
+@pytest.mark.parametrize("name", ["mingru", "minlstm"])
+def test_min_gates_ignore_the_state(name):
+    """Gates and candidate come from x only: two different carries give the same gates, and
+    h' = a * h + b with a in (0, 1) the documented coefficient (1 - z, or f / (f + i))."""
+    cell = get_cell(name)
+    p = cell.init(jax.random.key(9), I, H, init_scale=0.5)
+    rng = np.random.default_rng(9)
+    xp = cell.project(p, jnp.asarray(rng.normal(size=(B, I)), jnp.float32))
+    c1, c2 = random_carry(cell, B, H, rng), random_carry(cell, B, H, rng)
+    n1, h1, g1 = cell.inspect(p, c1, xp)
+    n2, h2, g2 = cell.inspect(p, c2, xp)
+    for k in cell.gate_names:
+        assert max_diff(g1[k], g2[k]) == 0.0
+    a = 1 - g1["z"] if name == "mingru" else g1["f"] / (g1["f"] + g1["i"])
+    assert max_diff((h1 - h2) / (c1.h - c2.h), a) <= 1e-4
+    assert 0.0 < float(a.min()) and float(a.max()) < 1.0
+
+
+def test_minlstm_normalisation_is_finite_at_extremes():
+    """f / (f + i) written naively is 0 / 0 when both sigmoids underflow; the cell's
+    sigmoid(log f - log i) form stays finite and exact (f = i -> 1/2; f >> i -> 1)."""
+    cell = get_cell("minlstm")
+    cand = jnp.full((1, H), 0.25)  # kg: g(0.25) = 0.75
+    for kf, ki, f_norm in ((-200.0, -200.0, 0.5), (-150.0, -250.0, 1.0), (-250.0, -150.0, 0.0), (80.0, 80.0, 0.5)):
+        xp = jnp.concatenate([cand, jnp.full((1, H), kf), jnp.full((1, H), ki)], axis=-1)
+        a, b = cell.linear(xp)
+        assert np.isfinite(np.asarray(a)).all() and np.isfinite(np.asarray(b)).all()
+        assert max_diff(a, f_norm) <= 1e-6 and max_diff(b, (1 - f_norm) * 0.75) <= 1e-6

@@ -12,7 +12,14 @@ and the weight gradient dw_h = sum_t h_{t-1}^T dhm_t is ONE matmul over the whol
 scan (plain autodiff does a second, [H, G*H]-sized matmul and accumulation per step inside the
 reverse loop). The forward computation is unchanged; gradients agree with autodiff up to fp32
 summation order (tests/test_unroll.py). ``FAST_BACKWARD = False`` switches back to plain autodiff
-(the benchmark's A/B rows).
+(the benchmark's A/B rows). Cells with ``post_params`` (the peephole LSTM's p_i, p_f, p_o [H])
+pass them to ``post`` as keyword arguments; their gradients are summed over the steps of the
+reverse scan (elementwise, [H] per step).
+
+Linear cells (``cell.linear`` set: mingru, minlstm) have h_t = a_t * h_{t-1} + b_t with a, b from
+the input only; teacher forcing runs them as an associative scan over time (``linear_recurrence``:
+depth O(log T) instead of T sequential steps), autodiff gives its backward pass.
+``ASSOCIATIVE_SCAN = False`` runs them through the sequential ``lax.scan`` instead (tests, A/B).
 """
 from __future__ import annotations
 
@@ -26,31 +33,33 @@ from .cells import Cell
 from .cells.base import add_bias, hidden_matmul
 
 FAST_BACKWARD = True  # hand-written VJP of the recurrence for cells with ``post`` (read at trace time)
+ASSOCIATIVE_SCAN = True  # cells with ``linear`` (mingru, minlstm): associative scan over time, else lax.scan
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def recurrence(post, unroll, w_h, b_h, carry, xp):
+def recurrence(post, unroll, w_h, b_h, extra, carry, xp):
     """The scan of a one-matmul cell: xp [T, B, G*H] (input side, bias included), carry [B, H]
-    fields -> (carry, hs [T, B, H]). Each step: hm = h @ w_h + b_h; (carry, h) = post(carry, xp_t, hm)."""
+    fields -> (carry, hs [T, B, H]). Each step: hm = h @ w_h + b_h; (carry, h) = post(carry, xp_t, hm,
+    **extra). ``extra`` is the dict of the cell's ``post_params`` (e.g. peepholes [H]); often empty."""
 
     def body(c, x):
-        c, h, _ = post(c, x, add_bias(hidden_matmul(c.h, w_h), b_h))
+        c, h, _ = post(c, x, add_bias(hidden_matmul(c.h, w_h), b_h), **extra)
         return c, h
 
     return jax.lax.scan(body, carry, xp, unroll=unroll)
 
 
-def _recurrence_fwd(post, unroll, w_h, b_h, carry, xp):
+def _recurrence_fwd(post, unroll, w_h, b_h, extra, carry, xp):
     def body(c, x):
-        c_new, h, _ = post(c, x, add_bias(hidden_matmul(c.h, w_h), b_h))
+        c_new, h, _ = post(c, x, add_bias(hidden_matmul(c.h, w_h), b_h), **extra)
         return c_new, (h, c)  # keep the carry each step started from (the residual)
 
     carry_out, (hs, prev) = jax.lax.scan(body, carry, xp, unroll=unroll)
-    return (carry_out, hs), (w_h, b_h, prev, xp)
+    return (carry_out, hs), (w_h, b_h, extra, prev, xp)
 
 
 def _recurrence_bwd(post, unroll, res, cts):
-    w_h, b_h, prev, xp = res
+    w_h, b_h, extra, prev, xp = res
     d_carry, d_hs = cts
     # hm of every step in one [T*B, H] @ [H, G*H] matmul (the inputs h_{t-1} are all known now)
     hm = add_bias(hidden_matmul(prev.h, w_h), b_h)
@@ -58,28 +67,59 @@ def _recurrence_bwd(post, unroll, res, cts):
 
     def body(dc, inp):
         c_prev, x_t, hm_t, dh_t = inp
-        _, vjp = jax.vjp(lambda c, x, m: post(c, x, m)[:2], c_prev, x_t, hm_t)
-        dc_prev, dx, dhm = vjp((dc, dh_t))
+        _, vjp = jax.vjp(lambda c, x, m, e: post(c, x, m, **e)[:2], c_prev, x_t, hm_t, extra)
+        dc_prev, dx, dhm, de = vjp((dc, dh_t))
         dh = dc_prev.h + jnp.matmul(dhm.astype(w_t.dtype), w_t, preferred_element_type=jnp.float32)
-        return dc_prev._replace(h=dh.astype(dc_prev.h.dtype)), (dx, dhm)
+        return dc_prev._replace(h=dh.astype(dc_prev.h.dtype)), (dx, dhm, de)
 
-    dc0, (dxp, dhm) = jax.lax.scan(body, d_carry, (prev, xp, hm, d_hs), reverse=True, unroll=unroll)
+    dc0, (dxp, dhm, de) = jax.lax.scan(body, d_carry, (prev, xp, hm, d_hs), reverse=True, unroll=unroll)
     # the weight gradient of all steps at once: [H, T*B] @ [T*B, G*H]
     dw = jnp.einsum("tbh,tbg->hg", prev.h.astype(w_h.dtype), dhm.astype(w_h.dtype),
                     preferred_element_type=jnp.float32).astype(w_h.dtype)
     db = dhm.sum(axis=(0, 1)).astype(b_h.dtype)
-    return dw, db, dc0, dxp.astype(xp.dtype)
+    d_extra = jax.tree.map(lambda d, e: d.sum(axis=0).astype(e.dtype), de, extra)  # per-step [T, ...] -> [...]
+    return dw, db, d_extra, dc0, dxp.astype(xp.dtype)
 
 
 recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 
 
+def _linear_combine(first, second):
+    """Two steps h -> a1 h + b1 then h -> a2 h + b2 composed: h -> (a1 a2) h + (a2 b1 + b2)."""
+    a1, b1 = first
+    a2, b2 = second
+    return a1 * a2, a2 * b1 + b2
+
+
+def linear_recurrence(a, b, h0):
+    """h_t = a_t * h_{t-1} + b_t for all t at once: a, b [T, B, H], h0 [B, H] -> hs [T, B, H].
+
+    The initial state enters as b_0' = a_0 h_0 + b_0; then ``jax.lax.associative_scan`` over time
+    (O(log T) depth) with ``_linear_combine``; hs[t] is the b part of steps 0..t composed. No
+    division and no logarithm, so it holds any h0 (zero, negative) and a_t in [0, 1] (mingru, minlstm)
+    cannot overflow: long products only underflow towards their true, tiny, value.
+    """
+    b = b.at[0].add(a[0] * h0)
+    _, hs = jax.lax.associative_scan(_linear_combine, (a, b), axis=0)
+    return hs
+
+
 def scan_layer(cell: Cell, params, carry, xs, *, unroll: int = 1, gates: bool = False):
     """One layer over a window. xs [T, B, I]; carry [B, H] fields -> (carry, hs [T, B, H][, gates]).
 
-    With ``gates=True`` the per-step gate values (dict of [T, B, H]) are returned too.
+    With ``gates=True`` the per-step gate values (dict of [T, B, H]) are returned too. Cells with
+    ``linear`` (mingru, minlstm) run ``linear_recurrence`` (``unroll`` does not apply; the gates are
+    read from each step's input and the previous state after it) unless ``ASSOCIATIVE_SCAN`` is off.
     """
     xp = cell.project(params, xs)  # [T, B, G*H]: one matmul for the whole window
+
+    if ASSOCIATIVE_SCAN and cell.linear is not None:
+        hs = linear_recurrence(*cell.linear(xp), carry.h)
+        if not gates:
+            return carry._replace(h=hs[-1]), hs
+        prev = carry._replace(h=jnp.concatenate([carry.h[None], hs[:-1]]))  # h_{t-1} [T, B, H]
+        _, _, gs = cell.inspect(params, prev, xp)  # elementwise over [T, B, ...]
+        return carry._replace(h=hs[-1]), hs, gs
 
     if gates:
         def body(c, x):
@@ -90,7 +130,8 @@ def scan_layer(cell: Cell, params, carry, xs, *, unroll: int = 1, gates: bool = 
         return carry, hs, gs
 
     if FAST_BACKWARD and cell.post is not None:
-        return recurrence(cell.post, unroll, params["w_h"], params["b_h"], carry, xp)
+        extra = {k: params[k] for k in cell.post_params}
+        return recurrence(cell.post, unroll, params["w_h"], params["b_h"], extra, carry, xp)
 
     def body(c, x):
         return cell.step_projected(params, c, x)

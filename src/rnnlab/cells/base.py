@@ -8,12 +8,20 @@ A cell is a NamedTuple of pure functions (convention 1 of DESIGN.md)::
     step_projected(params, carry, xp[B, G*H]) -> (carry, h[B, H])   # hidden side only (the scan body)
     step(params, carry, x[B, I]) -> (carry, h[B, H])           # = step_projected(project(x))
     inspect(params, carry, xp) -> (carry, h, gates)            # same math, also returns the gate values
-    post(carry, xp, hm) -> (carry, h, gates)                   # everything after hm = h @ w_h + b_h, or None
+    post(carry, xp, hm, **extra) -> (carry, h, gates)          # everything after hm = h @ w_h + b_h, or None
+    post_params: tuple of names                                # params post reads besides w_h, b_h (extra)
+    linear(xp) -> (a, b)                                       # h_t = a_t * h_{t-1} + b_t, or None
 
 ``post`` splits a step into its one hidden matmul and the elementwise rest, so that ``unroll.py``
 can give the recurrence a faster backward pass (the weight gradient as one matmul over the whole
 window instead of one per step). Cells whose step is not of that form (``gru_cho``: a second
-matmul of r * h) leave it None and get plain autodiff.
+matmul of r * h) leave it None and get plain autodiff. ``post_params`` names the parameters other
+than w_h, b_h that ``post`` reads (the peephole LSTM's p_i, p_f, p_o [H]); they are passed to it as
+keyword arguments and get their gradients from the same hand-written VJP. Empty for the other cells.
+
+``linear`` marks cells whose recurrence is linear in h with coefficients from the input only
+(mingru, minlstm): h_t = a_t * h_{t-1} + b_t, (a_t, b_t) = linear(xp_t), both [..., H]. Teacher
+forcing then runs an associative scan over time instead of a sequential one (``unroll.py``).
 
 Shapes: B batch, T time, I input, H hidden, G number of gates. Parameters follow PyTorch's
 layout (two bias vectors per gate, gates fused along the last axis) but transposed so that the
@@ -56,15 +64,26 @@ class Cell(NamedTuple):
     step_projected: Callable[[Params, Carry, jax.Array], tuple]
     step: Callable[[Params, Carry, jax.Array], tuple]
     inspect: Callable[[Params, Carry, jax.Array], tuple]
-    post: Callable[[Carry, jax.Array, jax.Array], tuple] | None = None
+    post: Callable[..., tuple] | None = None
+    post_params: tuple = ()
+    linear: Callable[[jax.Array], tuple] | None = None
 
 
-def uniform_init(key, in_dim: int, hidden: int, num_gates: int, init_scale: float | None) -> Params:
-    """All weights and biases uniform(-s, s): s = init_scale (Zaremba et al.) or 1/sqrt(H) (PyTorch)."""
-    s = (1.0 / hidden**0.5) if init_scale is None else float(init_scale)
+def init_bound(hidden: int, init_scale: float | None) -> float:
+    """The bound s of uniform(-s, s): init_scale (Zaremba et al.) or 1/sqrt(H) (PyTorch)."""
+    return (1.0 / hidden**0.5) if init_scale is None else float(init_scale)
+
+
+def uniform_init(key, in_dim: int, hidden: int, num_gates: int, init_scale: float | None,
+                 recurrent: bool = True) -> Params:
+    """All weights and biases uniform(-s, s), s = ``init_bound(H, init_scale)``: w_i [I, G*H],
+    b_i [G*H] and, when ``recurrent`` (every cell with a hidden matmul), w_h [H, G*H], b_h [G*H]."""
+    s = init_bound(hidden, init_scale)
     k1, k2, k3, k4 = jax.random.split(key, 4)
     gh = num_gates * hidden
     u = lambda k, shape: jax.random.uniform(k, shape, jnp.float32, -s, s)
+    if not recurrent:
+        return {"w_i": u(k1, (in_dim, gh)), "b_i": u(k3, (gh,))}
     return {"w_i": u(k1, (in_dim, gh)), "w_h": u(k2, (hidden, gh)), "b_i": u(k3, (gh,)), "b_h": u(k4, (gh,))}
 
 
@@ -89,16 +108,18 @@ def hidden_preact(params: Params, h: jax.Array) -> jax.Array:
     return add_bias(hidden_matmul(h, params["w_h"]), params["b_h"])
 
 
-def core_from_post(post):
-    """core(params, carry, xp) = post(carry, xp, h @ w_h + b_h), for cells with one hidden matmul."""
+def core_from_post(post, post_params: tuple = ()):
+    """core(params, carry, xp) = post(carry, xp, h @ w_h + b_h, **{k: params[k] for k in post_params}),
+    for cells with one hidden matmul."""
 
     def core(params, carry, xp):
-        return post(carry, xp, hidden_preact(params, carry.h))
+        return post(carry, xp, hidden_preact(params, carry.h), **{k: params[k] for k in post_params})
 
     return core
 
 
-def make_cell(name, gate_names, num_gates, init, initial_carry, core, post=None) -> Cell:
+def make_cell(name, gate_names, num_gates, init, initial_carry, core, post=None, post_params=(),
+              linear=None) -> Cell:
     def step_projected(params, carry, xp):
         carry, h, _ = core(params, carry, xp)
         return carry, h
@@ -117,6 +138,8 @@ def make_cell(name, gate_names, num_gates, init, initial_carry, core, post=None)
         step=step,
         inspect=core,
         post=post,
+        post_params=tuple(post_params),
+        linear=linear,
     )
 
 

@@ -30,7 +30,9 @@ def _post(carry, xp, hm):
     return LSTMCarry(h, c), h, {"i": i, "f": f, "g": g, "o": o, "c": c}
 
 
-def make_lstm(forget_bias: float | None = 1.0):
+def lstm_init(forget_bias: float | None):
+    """init(key, I, H, init_scale) of the four-gate (i, f, g, o) LSTM weights, forget bias applied."""
+
     def init(key, in_dim, hidden, init_scale=None):
         p = uniform_init(key, in_dim, hidden, 4, init_scale)
         if forget_bias is not None:
@@ -38,5 +40,9 @@ def make_lstm(forget_bias: float | None = 1.0):
             p["b_h"] = p["b_h"].at[hidden : 2 * hidden].set(0.0)
         return p
 
-    return make_cell("lstm", ("i", "f", "g", "o", "c"), 4, init, zeros_carry(LSTMCarry),
+    return init
+
+
+def make_lstm(forget_bias: float | None = 1.0):
+    return make_cell("lstm", ("i", "f", "g", "o", "c"), 4, lstm_init(forget_bias), zeros_carry(LSTMCarry),
                      core_from_post(_post), post=_post)
