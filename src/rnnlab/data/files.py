@@ -51,10 +51,15 @@ def download(url: str, dest, sha256: str) -> Path:
         reason = (str(e).splitlines() or [type(e).__name__])[0]
         raise RnnlabError(f"could not download {url} to {dest} ({reason}); check the network, or set data.dir "
                           f"or RNNLAB_DATA_DIR to a folder that holds the file") from None
+    return _keep_checked(part, dest, sha256, f"download of {url}")
+
+
+def _keep_checked(part: Path, dest: Path, sha256: str, what: str) -> Path:
+    """Rename ``part`` to ``dest`` if its SHA-256 is ``sha256``; else delete it and raise."""
     got = sha256_file(part)
     if got != sha256:
         part.unlink(missing_ok=True)
-        raise RnnlabError(f"download of {url} has SHA-256 {got}, expected {sha256}; the file was deleted, "
+        raise RnnlabError(f"{what} has SHA-256 {got}, expected {sha256}; the file was deleted, "
                           f"retry or put a verified copy under data.dir or RNNLAB_DATA_DIR")
     os.replace(part, dest)
     return dest
@@ -75,16 +80,40 @@ def _data_root(cfg) -> tuple[Path, bool]:
     return cache_dir(), True
 
 
-def locate(cfg, rel: str, source: tuple[str, str]) -> Path:
-    """Path of data file ``rel``; downloads it from ``source`` = (URL, SHA-256) into the cache when that is
-    where files come from."""
+def download_member(url: str, member: str, dest, sha256: str) -> Path:
+    """Download the zip archive ``url`` and keep its member ``member`` as ``dest`` only if the member's
+    SHA-256 is ``sha256`` (the archive is deleted; its own hash is not checked, the member's is)."""
+    import zipfile
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    archive, part = dest.with_name(dest.name + ".zip.part"), dest.with_name(dest.name + ".part")
+    log.info("downloading %s (member %s) -> %s", url, member, dest)
+    try:
+        _fetch(url, archive)
+        with zipfile.ZipFile(archive) as z, z.open(member) as src, open(part, "wb") as f:
+            while block := src.read(1 << 20):
+                f.write(block)
+    except Exception as e:  # noqa: BLE001  (network, zip or missing-member error: one clear line)
+        part.unlink(missing_ok=True)
+        reason = (str(e).splitlines() or [type(e).__name__])[0]
+        raise RnnlabError(f"could not get {member} of {url} to {dest} ({reason}); check the network, or set "
+                          f"data.dir or RNNLAB_DATA_DIR to a folder that holds the file") from None
+    finally:
+        archive.unlink(missing_ok=True)
+    return _keep_checked(part, dest, sha256, f"{member} of {url}")
+
+
+def locate(cfg, rel: str, source: tuple[str, str], member: str = "") -> Path:
+    """Path of data file ``rel``; downloads it from ``source`` = (URL, SHA-256 of the file) into the cache
+    when that is where files come from. With ``member``, URL is a zip archive and the file is that member."""
     url, sha = source
     root, from_cache = _data_root(cfg)
     path = root / rel
     if path.is_file():
         return path
     if from_cache:
-        return download(url, path, sha)
+        return download_member(url, member, path, sha) if member else download(url, path, sha)
     raise RnnlabError(f"data file {path} not found; put {rel} under data.dir or RNNLAB_DATA_DIR "
                       f"(now {root}), or leave both unset to download it from {url}")
 
