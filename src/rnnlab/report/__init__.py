@@ -17,8 +17,8 @@ Read in this order:
 Token data shows perplexities (and bpc); frame data (summary ``level: "frame"``, music) its NLL
 in nats per frame, chosen by what the summaries hold.
 """
-from .grouping import (CELL_ORDER, IGNORED_FIELDS, IGNORED_PREFIXES, KEY_COLUMNS, METRICS, SAMPLED, _short_names,
-                       _sort_key, _stats, aggregate, group_runs, varying_fields)
+from .grouping import (CELL_ORDER, IGNORED_FIELDS, IGNORED_PREFIXES, KEY_COLUMNS, METRICS, SAMPLED, aggregate,
+                       group_runs, varying_fields)
 from .modes import MODE_ORDER, SCHEDULE_ORDER, modes_table
 from .plots import MAX_LINES, check_formats, curve, curve_figure, plot_curves, supported_formats
 from .runs_io import (UNUSED_BY_MODE, check_config, check_summary, flatten, level_of, load_runs, make_run, readable,

@@ -22,8 +22,8 @@ from .. import RnnlabError
 from .grouping import (KEY_COLUMNS, METRICS, SEED_FIELD, _short_names, _stats, group_by, metric_stats,
                        unfinished, varying_fields, with_config)
 from .runs_io import LEVEL_METRICS, level_of, load_runs, searched_fields, unreadable_runs
-from .tables import (_cell_value, _unfinished_text, csv_text, latex_table, markdown_lines, metric_columns, notes,
-                     raw, stat_columns, unfinished_lines, unreadable_lines)
+from .tables import (MEAN_NOTE, _cell_value, _unfinished_text, csv_text, latex_table, markdown_lines, metric_columns,
+                     nll_note, raw, stat_columns, unfinished_lines, unreadable_lines)
 
 SELECT_METRICS = tuple(m for m in METRICS if m[0] in ("best_val_ppl", "test_ppl", "test_bpc", "best_val_nll", "test_nll"))
 
@@ -103,7 +103,7 @@ def selection_markdown(groups, fields, rows, unreadable=()) -> str:
     names = ", ".join(fields)
     keys = sorted({r["metric"] for r in rows}) or [LEVEL_METRICS["token"][0]]
     note = (f"per row, the setting of {names} with the lowest mean {' / '.join(keys)} over its seeds (a setting "
-            f"with a diverged seed ranks last); its metrics: " + notes(rows)[0])
+            f"with a diverged seed ranks last); its metrics: {MEAN_NOTE}.{nll_note(rows)}")
     lines = markdown_lines(selection_columns(groups, fields, rows), rows) + ["", note] + unfinished_lines(rows)
     return "\n".join(lines + unreadable_lines(unreadable)) + "\n"
 

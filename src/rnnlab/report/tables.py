@@ -13,8 +13,8 @@ import math
 from .grouping import KEY_COLUMNS, METRICS, _short_names, aggregate, is_unreadable
 from .runs_io import load_runs, unreadable_runs
 
-MEAN_NOTE = "mean ± sample std (n - 1) over the finished seeds; params = trainable parameters."
-NLL_NOTE = "NLL in nats per frame (one time step of K keys)."
+MEAN_NOTE = "mean ± sample std (n - 1) over the finished seeds"
+NLL_NOTE = " NLL in nats per frame (one time step of K keys)."
 
 
 def _fmt(x, kind: str, ref=None) -> str:
@@ -103,14 +103,15 @@ def unreadable_lines(unreadable) -> list[str]:
         f"- {u['path']}/{u['reason']}" for u in unreadable]
 
 
-def notes(rows) -> list[str]:
-    frame = any("test_nll_mean" in r or "best_val_nll_mean" in r for r in rows)
-    return [MEAN_NOTE + (" " + NLL_NOTE if frame else "")]
+def nll_note(rows) -> str:
+    """The unit of the NLL columns, when the table has any."""
+    return NLL_NOTE if any("test_nll_mean" in r or "best_val_nll_mean" in r for r in rows) else ""
 
 
 def to_markdown(fields, rows, unreadable=()) -> str:
     """The table, a note, one line per unfinished run, and the unreadable runs (``unreadable_runs``)."""
-    lines = markdown_lines(table_columns(fields, rows), rows) + [""] + notes(rows) + unfinished_lines(rows)
+    note = f"{MEAN_NOTE}; params = trainable parameters.{nll_note(rows)}"
+    lines = markdown_lines(table_columns(fields, rows), rows) + ["", note] + unfinished_lines(rows)
     return "\n".join(lines + unreadable_lines(unreadable)) + "\n"
 
 
