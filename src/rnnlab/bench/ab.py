@@ -143,8 +143,8 @@ def ab_markdown(result: dict) -> str:
     a, b, n = result["a"], result["b"], result["rounds"]
     out = [f"A = {a['rev']} ({a['sha'][:12]}), B = {b['rev']} ({b['sha'][:12]}); {n} rounds A, B alternately; "
            f"command: `python -m experiments.benchmark {' '.join(result['bench_args'])}`", "",
-           f"| impl | size | cell | mode | variant | A tok/s | A spread | B tok/s | B spread | B/A | B/A by round | "
-           f"within noise |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| impl | size | cell | mode | variant | A tok/s | A spread | B tok/s | B spread | B/A | B/A by round | "
+           "within noise |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         variant = r["variant_a"] if r["variant_a"] == r["variant_b"] else f"{r['variant_a']} / {r['variant_b']}"
         head = f"| {r['impl']} | {r['size']} | {r['cell']} | {r['mode']} | {variant} |"
