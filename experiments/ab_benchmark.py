@@ -20,6 +20,7 @@ from pathlib import Path
 
 from absl import flags
 
+from experiments._usage import print_usage_if_bare
 from rnnlab.cli import die, main_wrapper, parse_flags
 
 flags.DEFINE_string("a", None, "revision A, the baseline (commit, branch, tag, HEAD~1, ...)")
@@ -40,9 +41,7 @@ FLAGS = flags.FLAGS
 
 def main():
     parse_flags()
-    if len(sys.argv) == 1:  # the usage: this docstring and every flag with its description
-        print(__doc__.strip() + "\n\nflags:\n" + "\n".join(ln for ln in FLAGS.main_module_help().splitlines()
-                                                         if ln.startswith(" ")))
+    if print_usage_if_bare(__doc__):  # no flags: the usage, exit 0
         return 0
     if FLAGS.a is None or FLAGS.b is None:
         die("pass both --a and --b (git revisions, e.g. --a HEAD~1 --b HEAD); with no flags this prints the usage")

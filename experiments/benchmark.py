@@ -19,6 +19,7 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # leave GPU mem
 
 from absl import flags  # noqa: E402
 
+from experiments._usage import print_usage_if_bare  # noqa: E402
 from rnnlab.cli import die, main_wrapper, parse_flags  # noqa: E402
 
 flags.DEFINE_string("sizes", None, "comma-separated sizes: T (tiny), S, M, L, W (required to run; e.g. S)")
@@ -41,9 +42,7 @@ FLAGS = flags.FLAGS
 
 def main():
     parse_flags()
-    if len(sys.argv) == 1:  # the usage: this docstring and every flag with its description
-        print(__doc__.strip() + "\n\nflags:\n" + "\n".join(ln for ln in FLAGS.main_module_help().splitlines()
-                                                         if ln.startswith(" ")))
+    if print_usage_if_bare(__doc__):  # no flags: the usage, exit 0
         return 0
     if FLAGS.sizes is None:
         die("nothing to run: pass --sizes (e.g. --sizes S); with no flags this prints the usage")

@@ -17,6 +17,7 @@ import sys
 
 from absl import flags
 
+from experiments._usage import print_usage_if_bare
 from rnnlab.cli import die, main_wrapper, parse_flags
 
 flags.DEFINE_string("config", "configs/quickstart.py", "config file of the run that is killed")
@@ -31,9 +32,7 @@ FLAGS = flags.FLAGS
 
 def main():
     parse_flags()
-    if len(sys.argv) == 1:  # the usage: this docstring and every flag with its description
-        print(__doc__.strip() + "\n\nflags:\n" + "\n".join(ln for ln in FLAGS.main_module_help().splitlines()
-                                                         if ln.startswith(" ")))
+    if print_usage_if_bare(__doc__):  # no flags: the usage, exit 0
         return 0
     if FLAGS.trials is None and not FLAGS.points:
         die("nothing to run: pass --trials=N and/or --points=save:2,...; with no flags this prints the usage")
