@@ -7,6 +7,7 @@ one-line ``RnnlabError`` naming the value and what is allowed.
 from __future__ import annotations
 
 import json
+import math
 
 import ml_collections
 
@@ -141,11 +142,39 @@ def _check_positive(value, field, allow_zero=False):
         raise RnnlabError(f"{field}={value!r} is not valid; it must be {need}")
 
 
+# Ranges of the numeric fields not checked one by one in validate() (a field a config lacks is skipped).
+NONNEGATIVE = ("train.weight_decay", "data.seed", "train.seed")
+POSITIVE = ("model.init_scale", "checkpoint.keep", "data.num_train", "data.num_valid", "data.num_test")
+
+
+def _node(cfg, path):
+    for p in path:
+        if not hasattr(cfg, "keys") or p not in cfg:
+            return None
+        cfg = cfg[p]
+    return cfg
+
+
+def _check_numbers(cfg, prefix: str = "") -> None:
+    """Every float field (at any depth, tuples included) is finite: ``--config.train.lr=inf`` or
+    ``=1e400`` (which parses as inf) and nan are refused by name before anything is written."""
+    for name, value in cfg.items():
+        field = f"{prefix}{name}"
+        if hasattr(value, "keys"):
+            _check_numbers(value, field + ".")
+            continue
+        items = value if isinstance(value, (tuple, list)) else (value,)
+        for v in items:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise RnnlabError(f"{field}={value!r} is not valid; it must be a finite number")
+
+
 def validate(cfg) -> None:
     """Raise RnnlabError (one line) on the first invalid field; names only, no data loaded."""
     from .cells import CELLS
     from .data.registry import DATASETS
 
+    _check_numbers(cfg)  # every number finite (nan, inf, 1e400 never reach training), then the ranges below
     _check_choice(cfg.model.cell, sorted(CELLS), "model.cell")
     _check_choice(cfg.data.name, sorted(DATASETS), "data.name")
     _check_choice(cfg.train.optimizer, OPTIMIZERS, "train.optimizer")
@@ -164,6 +193,16 @@ def validate(cfg) -> None:
               "train.max_skips_in_a_row"):
         sec, name = f.split(".")
         _check_positive(cfg[sec][name], f, allow_zero=True)
+    for f in NONNEGATIVE:
+        *path, name = f.split(".")
+        node = _node(cfg, path)
+        if node is not None and name in node:
+            _check_positive(node[name], f, allow_zero=True)
+    for f in POSITIVE:
+        *path, name = f.split(".")
+        node = _node(cfg, path)
+        if node is not None and name in node:
+            _check_positive(node[name], f)
     if not 0.0 <= cfg.model.dropout < 1.0:
         raise RnnlabError(f"model.dropout={cfg.model.dropout!r} is not valid; it must be in [0, 1)")
     if not 0.0 < cfg.train.lr_decay <= 1.0:
