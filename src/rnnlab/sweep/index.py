@@ -16,12 +16,14 @@ TABLE_COLUMNS = ("name", "cell", "train_mode", "seed", "num_params", "test_ppl",
 
 
 def write_index(workdir, members: list[Member], *, config_file: str, cli: dict, sweep: dict, vmap_seeds: bool,
-                extra: dict | None = None, running=()) -> dict:
+                extra: dict | None = None, running=(), draws: list[dict] | None = None) -> dict:
     """Write <workdir>/sweep.json: the members with their status from disk (``running`` while this
-    process trains them; a killed sweep leaves that, the next run recomputes it)."""
+    process trains them; a killed sweep leaves that, the next run recomputes it), and the rows
+    drawn for the random part (``random_draws``, read back by ``stored_draws``)."""
     index = {
         "study": Path(workdir).name, "config_file": config_file, "cli_overrides": cli, "sweep": sweep,
         "vmap_seeds": vmap_seeds, "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **({"random_draws": draws} if draws is not None else {}),
         "members": [{"name": m.name, "dir": m.name, "overrides": m.overrides, **member_status(Path(workdir) / m.name),
                      **((extra or {}).get(m.name, {})), **({"status": "running"} if m.name in running else {})}
                     for m in members],
@@ -31,6 +33,27 @@ def write_index(workdir, members: list[Member], *, config_file: str, cli: dict, 
     tmp.write_text(json.dumps(index, indent=2, sort_keys=True, default=_jsonable))
     os.replace(tmp, path)
     return index
+
+
+def stored_draws(workdir, sweep: dict) -> list[dict] | None:
+    """The random rows a previous run of this study recorded in sweep.json, when it ran the same
+    random part (same distributions, samples and seed); else None. Re-running a study thus
+    reproduces its members even if numpy's generator ever changed its stream."""
+    try:
+        old = json.loads((Path(workdir) / INDEX_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    keys = ("random", "samples", "seed")
+    same = {k: sweep.get(k) for k in keys}
+    if not isinstance(old, dict) or json.loads(json.dumps(same, default=_jsonable)) != {
+            k: (old.get("sweep") or {}).get(k) for k in keys}:
+        return None
+    rows = old.get("random_draws")
+    fields = set(sweep.get("random") or {})
+    if (not isinstance(rows, list) or len(rows) != sweep.get("samples")
+            or not all(isinstance(r, dict) and set(r) == fields for r in rows)):
+        return None
+    return rows
 
 
 def summaries(workdir, index: dict | None = None) -> list[dict]:

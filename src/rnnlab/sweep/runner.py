@@ -15,9 +15,9 @@ from typing import Callable
 
 from .. import RnnlabError
 from .fields import get_field
-from .index import write_index
+from .index import stored_draws, write_index
 from .locks import claim, release
-from .spec import SEED_FIELD, Member, expand
+from .spec import SEED_FIELD, Member, check_sweep, expand
 from .status import clear_failure, member_status, record_failure, stale_failure
 
 
@@ -88,8 +88,10 @@ def run_sweep(cfg, workdir, sweep: dict, *, config_file: str = "", pinned=(), zi
     from ..train import check_workdir_config
 
     workdir = Path(workdir)
-    members = expand(cfg, sweep, pinned=pinned, zip_choice=zip_choice)
-    listed = _study_members(cfg, sweep, members)
+    study = check_sweep(sweep, cfg)
+    draws = (stored_draws(workdir, sweep) or study.draws()) if study.random else None
+    members = expand(cfg, sweep, pinned=pinned, zip_choice=zip_choice, draws=draws)
+    listed = _study_members(cfg, sweep, members, draws)
     # Refuse a study directory whose runs hold another config before training anything (a member
     # that failed before its first checkpoint is retried with whatever config the command gives).
     for m in members:
@@ -103,7 +105,7 @@ def run_sweep(cfg, workdir, sweep: dict, *, config_file: str = "", pinned=(), zi
 
     def index(running=()):
         return write_index(workdir, listed, config_file=config_file, cli=cli, sweep=sweep, vmap_seeds=vmap_seeds,
-                           extra=extra, running={m.name for m in running})
+                           extra=extra, running={m.name for m in running}, draws=draws)
 
     before = {m.name: member_status(workdir / m.name)["status"] for m in members}
     index()
@@ -178,10 +180,10 @@ def _run_group(todo, workdir, before, vmap_seeds, done, n, say, train_fn, config
     return done
 
 
-def _study_members(cfg, sweep, selected: list[Member]) -> list[Member]:
+def _study_members(cfg, sweep, selected: list[Member], draws: list[dict] | None) -> list[Member]:
     """Every member of the study (for sweep.json), even when the command line pins a subset."""
     try:
-        everyone = expand(cfg, sweep)
+        everyone = expand(cfg, sweep, draws=draws)
     except RnnlabError:
         return selected
     names = {m.name for m in everyone}

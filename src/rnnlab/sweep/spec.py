@@ -1,7 +1,8 @@
 """A study's members: load ``get_sweep()``, check it, apply command-line pins, expand it.
 
 Members = the grid product of the ``product`` lists x the tuples of the (equal-length) ``zip``
-lists; each member is the base config plus its overrides (see the package docstring).
+lists x the ``samples`` rows of the ``random`` part (``random_search``); each member is the base
+config plus its overrides (see the package docstring).
 """
 from __future__ import annotations
 
@@ -17,16 +18,32 @@ from .. import RnnlabError
 from ..config import validate
 from .fields import check_field, get_field, set_field
 from .labels import _fmt, _unique, label, short_names, zip_labels
+from .random_search import check_random, draw
 
-SWEEP_KEYS = ("product", "zip")
+SWEEP_KEYS = ("product", "zip", "random", "samples", "seed")
 SEED_FIELD = "train.seed"
 
 
 @dataclass
 class Member:
     name: str  # run directory name under the study's workdir
-    overrides: dict  # dotted field -> value, in get_sweep order (product fields, then zip fields)
+    overrides: dict  # dotted field -> value, in get_sweep order (product, then zip, then random fields)
     config: Any = field(repr=False)  # the member's full ConfigDict
+
+
+@dataclass
+class Study:
+    """A checked get_sweep(): {field: values} of the product and zip parts, {field: Dist} of the
+    random part with its number of samples (0 without one) and seed."""
+    product: dict
+    zipped: dict
+    random: dict
+    samples: int
+    seed: int
+
+    def draws(self) -> list[dict]:
+        """The random part's rows {field: value} (``random_search.draw``); [{}] without one."""
+        return draw(self.random, self.samples, self.seed) if self.random else [{}]
 
 
 # ----------------------------------------------------------------------------- loading
@@ -61,14 +78,15 @@ def error_line(e: BaseException) -> str:
 
 
 # ----------------------------------------------------------------------------- checking
-def check_sweep(sweep, cfg) -> tuple[dict, dict]:
-    """Validate the shape of a get_sweep() dict -> (product, zip) as {field: list}."""
+def check_sweep(sweep, cfg) -> Study:
+    """Validate a get_sweep() dict (fields, value lists, distributions) before anything trains."""
     if not isinstance(sweep, dict) or set(sweep) - set(SWEEP_KEYS):
         got = sorted(sweep) if isinstance(sweep, dict) else type(sweep).__name__
         raise RnnlabError(f"get_sweep() must return a dict with keys 'product' and/or 'zip' "
-                          f"(each {{'a.b': [values]}}); got {got}")
+                          f"(each {{'a.b': [values]}}), and optionally 'random' with 'samples' and 'seed'; "
+                          f"got {got}")
     out = []
-    for key in SWEEP_KEYS:
+    for key in ("product", "zip"):
         d = sweep.get(key) or {}
         if not isinstance(d, dict):
             raise RnnlabError(f"get_sweep()[{key!r}] must be a dict {{'a.b': [values]}}; got {type(d).__name__}")
@@ -89,7 +107,13 @@ def check_sweep(sweep, cfg) -> tuple[dict, dict]:
     if len(set(lengths.values())) > 1:
         raise RnnlabError(f"get_sweep()['zip'] lists must have equal lengths; got "
                           + ", ".join(f"{f}: {n}" for f, n in lengths.items()))
-    return product, zipped
+    random, samples, seed = check_random(sweep)
+    for f in random:
+        check_field(cfg, f, "get_sweep()['random']")
+        part = "product" if f in product else "zip" if f in zipped else None
+        if part:
+            raise RnnlabError(f"get_sweep(): {f} is in both 'random' and {part!r}; put each field in one")
+    return Study(product, zipped, random, samples, seed)
 
 
 def _same(a, b) -> bool:
@@ -128,19 +152,30 @@ def _pin(product: dict, zipped: dict, cfg, pinned, zip_choice: str | None):
 
 
 # ----------------------------------------------------------------------------- expansion
-def expand(cfg, sweep: dict, *, pinned=(), zip_choice: str | None = None) -> list[Member]:
+def expand(cfg, sweep: dict, *, pinned=(), zip_choice: str | None = None,
+           draws: list[dict] | None = None) -> list[Member]:
     """The members of a study: base config ``cfg`` x get_sweep() ``sweep``. ``pinned``: dotted
-    fields set on the command line (their value in ``cfg`` wins over the sweep's lists)."""
-    product, zipped = check_sweep(sweep, cfg)
-    names = short_names(list(product) + list(zipped))
+    fields set on the command line (their value in ``cfg`` wins over the sweep's lists and random
+    draws; rows of the random part that become equal are one member). ``draws``: the random
+    part's rows to use instead of drawing them (those sweep.json recorded)."""
+    study = check_sweep(sweep, cfg)
+    product, zipped = study.product, study.zipped
+    names = short_names(list(product) + list(zipped) + list(study.random))
     product, zipped = _pin(product, zipped, cfg, pinned, zip_choice)
+    rows = []
+    for row in study.draws() if draws is None else draws:
+        row = {f: get_field(cfg, f) if f in pinned else v for f, v in row.items()}
+        if row not in rows:
+            rows.append(row)
     n_zip = len(next(iter(zipped.values()))) if zipped else 1
     combos = []
     for values in itertools.product(*product.values()):
         for i in range(n_zip):
-            ov = dict(zip(product, values))
-            ov.update({f: vals[i] for f, vals in zipped.items()})
-            combos.append(ov)
+            for row in rows:
+                ov = dict(zip(product, values))
+                ov.update({f: vals[i] for f, vals in zipped.items()})
+                ov.update(row)
+                combos.append(ov)
     labels = _unique([label(ov, names) for ov in combos], combos)
     members = []
     for name, ov in zip(labels, combos):
