@@ -93,6 +93,16 @@ def test_select_errors(lr_search):
         report.searched_fields(lr_search)
 
 
+def test_a_group_where_no_setting_finished(lr_search):
+    runs = [r for r in report.load_runs(lr_search) if r["config"]["model.cell"] == "rnn" or r["status"] != "finished"]
+    groups, fields, (rnn, lstm) = report.select(runs, ["train.lr"])
+    assert (lstm["train.lr"], lstm["n"], lstm["settings"], [c["n"] for c in lstm["candidates"]]) == (None, 0, 1, [0])
+    assert "test_ppl_mean" not in lstm and rnn["train.lr"] == 0.1
+    md = report.selection_markdown(groups, fields, [rnn, lstm]).splitlines()
+    assert md[3] == "| reber | lstm | teacher_forcing | 16 | 1 | none finished | 1 |  |  | 0 | 1 diverged (seed 2) |"
+    assert report.selection_csv(groups, fields, [lstm]).splitlines()[1].startswith("reber,lstm,teacher_forcing,16,1,,1,0,,")
+
+
 def test_two_searched_fields(tmp_path):
     root = tmp_path / "two"
     # valid ppl = 2 + |lr - 0.1| * 10 + dropout (seed adds 0.1): best lr 0.1, dropout 0.0

@@ -60,6 +60,13 @@ def test_truncated_config_is_listed_and_a_folder_of_only_those_is_not_empty(good
     assert "unreadable runs (2; left out of every mean):" in md
 
 
+def test_a_run_folder_without_config_json_is_listed(good):
+    d = write_run(good, "s2", seed=2, summary=done(9.0, 9.0), val=[(10, 9.0, 1.0)])
+    (d / "config.json").unlink()
+    runs, _ = _check_means_untouched(good, 1)
+    assert (_only(runs, "s2")["error"], _only(runs, "s2")["file"]) == ("config.json: is missing", f"{d}/config.json")
+
+
 def test_truncated_summary_is_unreadable_not_incomplete(good):
     d = write_run(good, "s2", seed=2, summary=done(9.0, 9.0))
     (d / "summary.json").write_text(json.dumps(done(9.0, 9.0))[:30])

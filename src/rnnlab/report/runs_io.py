@@ -196,19 +196,21 @@ def _skipped(rel_parts) -> bool:
     return any(p in ("wandb", "checkpoints") or p.startswith(".") for p in rel_parts)
 
 
+RUN_FILES = ("config.json", "summary.json", "metrics.jsonl")
+
+
 def load_runs(runs_dir) -> list[dict]:
     """Every run directory under ``runs_dir`` (itself included) -> records, unreadable ones included
-    (``status == "unreadable"``)."""
+    (``status == "unreadable"``; a folder with a summary.json or metrics.jsonl but no config.json
+    is one too)."""
     root = Path(runs_dir)
     if not root.is_dir():
         raise RnnlabError(f"runs directory {root} not found; pass --runs=DIR, a folder of run directories")
+    dirs = {p.parent for f in RUN_FILES for p in root.rglob(f) if not _skipped(p.relative_to(root).parts[:-1])}
     runs = []
-    for cfg_path in sorted(root.rglob("config.json")):
-        rel = cfg_path.relative_to(root).parts[:-1]
-        if _skipped(rel):
-            continue
-        d = cfg_path.parent
-        config, config_error = read_json(cfg_path)
+    for d in sorted(dirs, key=lambda d: d / "config.json"):
+        rel = d.relative_to(root).parts
+        config, config_error = read_json(d / "config.json") if (d / "config.json").exists() else (None, "is missing")
         summary, summary_error = read_json(d / "summary.json") if (d / "summary.json").exists() else (None, None)
         runs.append(make_run(config, summary, read_jsonl(d / "metrics.jsonl"), path=str(d), name="/".join(rel) or root.name,
                              config_error=config_error, summary_error=summary_error))

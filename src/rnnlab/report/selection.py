@@ -65,7 +65,8 @@ def select(runs, fields) -> tuple[list[str], list[str], list[dict]]:
     of the searched fields (None when no setting finished), ``settings`` (how many were tried),
     ``level``, ``metric`` (the validation key that chose), ``n``, ``seeds``, ``<metric>_mean`` /
     ``_std`` of the chosen setting, ``candidates`` ([{"values", "val_mean", "val_std", "n",
-    "diverged"}] of every setting), ``unfinished`` (of the chosen setting) and ``runs``."""
+    "diverged"}] of every setting), ``unfinished`` and ``runs`` (of the chosen setting; of the
+    whole group when none finished)."""
     fields = check_select(runs, fields)
     groups = [f for f, _ in KEY_COLUMNS if f not in fields] + [f for f in varying_fields(runs) if f not in fields]
     rows = []
@@ -76,7 +77,7 @@ def select(runs, fields) -> tuple[list[str], list[str], list[dict]]:
         settings = group_by(members, fields)
         best, cands = _choose(settings, val_key)
         row = dict(zip(groups, vals))
-        chosen = settings[best] if best is not None else (tuple(None for _ in fields), [])
+        chosen = settings[best] if best is not None else (tuple(None for _ in fields), members)  # none finished
         row.update(zip(fields, chosen[0]))
         won = [r for r in chosen[1] if r["status"] == "finished"]
         row.update({"settings": len(settings), "level": level, "metric": val_key, "n": len(won),
