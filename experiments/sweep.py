@@ -3,6 +3,7 @@
     python -m experiments.sweep --config=configs/quickstart.py --workdir=runs/quickstart [--config.a.b=value ...]
         [--vmap_seeds] [--wandb_sweep=sweep.yaml]
 
+get_sweep() may cross its grid with random draws ('random', 'samples', 'seed'; README, Sweeps).
 Re-running skips finished members, resumes unfinished ones and retries failed ones. --vmap_seeds
 trains the seeds of each configuration as one program. --wandb_sweep=FILE only writes a W&B sweep
 spec for `wandb sweep FILE` + `wandb agent` (README, Sweeps) and trains nothing.

@@ -214,6 +214,29 @@ def test_skip_resume_and_failed_member(tmp_path, monkeypatch):
         sw.run_sweep(cfg, wd, sweep, say=lambda s: None)  # ...but a finished member's does
 
 
+def test_run_member_on_its_own(tmp_path):
+    """What another launcher calls in its own process: one member into its run directory."""
+    ok, bad = sw.expand(base_config(), {"product": {"train.lr": [0.5, 2.0]}})
+
+    def train_fn(cfg, run_dir, run_name, config_file):
+        if cfg.train.lr > 1:
+            raise FloatingPointError("lr too large")
+        run_dir.mkdir(parents=True)
+        (run_dir / "summary.json").write_text(json.dumps({"status": "finished", "test_ppl": 3.5}))
+        return {"status": "finished", "test_ppl": 3.5, "run_name": run_name}
+
+    assert sw.run_member(ok, tmp_path, train_fn=train_fn) == {
+        "lr=0.5": {"status": "finished", "test_ppl": 3.5, "run_name": "lr=0.5"}}
+    assert sw.run_member(bad, tmp_path, train_fn=train_fn) == {
+        "lr=2.0": {"status": "failed", "error": "FloatingPointError: lr too large"}}
+    assert sw.member_status(tmp_path / "lr=2.0") == {"status": "failed", "error": "FloatingPointError: lr too large"}
+    assert "FloatingPointError" in (tmp_path / "lr=2.0" / "error.txt").read_text()
+    assert sw.member_status(tmp_path / "lr=0.5")["status"] == "finished"
+    with pytest.raises(RnnlabError, match="differ only in train.seed; got lr=0.5, lr=2.0"):
+        sw.run_member([ok, bad], tmp_path)
+    assert sw.member_status(tmp_path / "lr=2.0")["status"] == "failed"  # refused before touching anything
+
+
 def test_vmap_seeds_through_the_runner(tmp_path):
     path = study_file(tmp_path, {"product": {"train.seed": [0, 1]}})
     cfg, sweep, wd = load_config(path), sw.load_sweep(path), tmp_path / "study"

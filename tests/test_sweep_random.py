@@ -145,6 +145,29 @@ def test_bad_random_parts_are_one_line_errors(sweep, message):
     assert "\n" not in str(e.value)
 
 
+def _cli(*args):
+    env = dict(os.environ, WANDB_MODE="disabled", JAX_PLATFORMS="cpu")
+    return subprocess.run([sys.executable, "-m", "experiments.sweep", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _study_file(tmp_path, sweep: dict) -> Path:
+    path = tmp_path / "study.py"
+    path.write_text(f"from rnnlab.config import base_config\n\n\ndef get_config():\n    return base_config()\n\n\n"
+                    f"def get_sweep():\n    return {sweep!r}\n")
+    return path
+
+
+def test_cli_bad_random_part_is_one_line_before_training(tmp_path):
+    path = _study_file(tmp_path, {"random": {"train.lr": {"log_uniform": [0.0, 0.1]}}, "samples": 4})
+    r = _cli(f"--config={path}", f"--workdir={tmp_path / 'w'}")
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "error: get_sweep()['random']['train.lr']['log_uniform'] = [0.0, 0.1]: lo must be > 0 for a log-uniform "
+        "distribution"]
+    assert not (tmp_path / "w").exists()
+
+
 # ----------------------------------------------------------------------------- sweep.json
 def _fake_train(cfg, run_dir, run_name, config_file):
     """Stands in for train_and_evaluate: writes the finished summary a real run would."""
@@ -178,14 +201,9 @@ def test_wandb_export_of_a_random_study(tmp_path):
     study = {"product": {"model.cell": ["gru", "lstm"], "train.seed": [0, 1, 2]},
              "random": {**LR, "model.dropout": {"uniform": [0, 0.5]}, "model.num_layers": {"int_uniform": [1, 3]},
                         "train.optimizer": {"choice": ["adam", "sgd"]}}, "samples": 10, "seed": 0}
-    path = tmp_path / "study.py"
-    path.write_text(f"from rnnlab.config import base_config\n\n\ndef get_config():\n    return base_config()\n\n\n"
-                    f"def get_sweep():\n    return {study!r}\n")
+    path = _study_file(tmp_path, study)
     out = tmp_path / "spec.yaml"
-    env = dict(os.environ, WANDB_MODE="disabled", JAX_PLATFORMS="cpu")
-    r = subprocess.run([sys.executable, "-m", "experiments.sweep", f"--config={path}", "--workdir=runs/r",
-                        "--config.model.dropout=0.1", f"--wandb_sweep={out}"],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    r = _cli(f"--config={path}", "--workdir=runs/r", "--config.model.dropout=0.1", f"--wandb_sweep={out}")
     assert r.returncode == 0, r.stderr
     spec = yaml.safe_load(out.read_text())
     assert spec["method"] == "random" and spec["run_cap"] == 6 * 10

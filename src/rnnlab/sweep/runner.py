@@ -48,6 +48,9 @@ def run_member(members: Member | list[Member], workdir, *, config_file: str = ""
     (single members only)."""
     members = [members] if isinstance(members, Member) else list(members)
     workdir = Path(workdir)
+    if len({m.config.train.seed for m in members}) != len(members) or len(_groups(members, True)) > 1:
+        raise RnnlabError("run_member: a vmapped group needs members that differ only in train.seed; got "
+                          + ", ".join(m.name for m in members))
     for m in members:
         clear_failure(workdir / m.name)
     if len(members) > 1:
@@ -67,9 +70,6 @@ def _run_seeds(members: list[Member], workdir: Path, config_file: str) -> dict:
     from ..multiseed import train_seeds
 
     seeds = {m.config.train.seed: m for m in members}
-    if len(seeds) != len(members):
-        raise RnnlabError("run_member: a vmapped group needs members that differ in train.seed; got "
-                          + ", ".join(m.name for m in members))
     try:
         out = train_seeds(members[0].config, {s: workdir / m.name for s, m in seeds.items()},
                           run_names={s: m.name for s, m in seeds.items()}, config_file=config_file)
