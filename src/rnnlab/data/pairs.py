@@ -21,7 +21,7 @@ d2l's English-French sentence pairs (numpy only).
   off as words; tokens are whitespace words (d2l's ``tokenize_nmt`` splits on single spaces, which
   gives empty tokens on the 17 French sides with a double space; here they are not tokens). Pairs
   whose source and target both have at most ``data.task.max_tokens`` words (10) are kept
-  (140,658 of the 167,130; 97,424 distinct English sentences). The distinct English sentences are shuffled with
+  (140,658 of the 167,130; 97,423 distinct English sentences). The distinct English sentences are shuffled with
   ``np.random.default_rng([data.seed])`` and split 90 / 5 / 5 % (``SPLIT_FRACTIONS``); every pair
   follows its source, so no English sentence is in two splits. Vocabularies (source and target
   apart) are built from train: the words seen at least twice (d2l's ``min_freq=2``), by
@@ -220,8 +220,8 @@ def load_pair_task(cfg, name: str) -> PairCorpus:
     splits = {}
     for k, (split, (n, lo, hi)) in enumerate(split_plan(s).items()):
         sources = _sources(name, np.random.default_rng([seed, k]), n, lo, hi, symbols)
-        splits[split] = [(vocab.encode(x, unknown="error"), vocab.encode(task_answer(name, x), unknown="error"))
-                         for x in sources]
+        targets = [task_answer(name, x) for x in sources]
+        splits[split] = list(zip(encode_sentences(vocab, sources), encode_sentences(vocab, targets)))
     _count(meta, splits)
     return PairCorpus(name=name, src_vocab=vocab, tgt_vocab=vocab, meta=meta, level="char", **splits)
 
@@ -269,8 +269,9 @@ def read_pairs(text: str, where: str = "pair file") -> list[tuple[list[str], lis
     return out
 
 
-def encode_sentences(vocab: Vocab, sentences: list[list[str]]) -> list[np.ndarray]:
-    """Lists of words -> int32 ids [len(sentence)] each (unknown words -> <unk>), encoded in one pass."""
+def encode_sentences(vocab: Vocab, sentences: list) -> list[np.ndarray]:
+    """Sentences (lists of tokens; strings at char level) -> int32 ids [len(sentence)] each, encoded in
+    one pass (unknown tokens -> <unk>)."""
     ids = vocab.encode_tokens([w for s in sentences for w in s])
     return np.split(ids, np.cumsum([len(s) for s in sentences])[:-1]) if sentences else []
 
@@ -311,6 +312,9 @@ def load_fra_eng(cfg, level: str = "") -> PairCorpus:
         raise RnnlabError(f"no pair of {path} has both sides within data.task.max_tokens={s['max_tokens']} "
                           f"words; raise it")
     words = split_by_source(kept, seed)
+    if not all(words.values()):
+        raise RnnlabError(f"{path} has only {len(kept)} pairs within data.task.max_tokens={s['max_tokens']} words, "
+                          f"too few for a train / valid / test split by source; give at least 20 distinct sources")
     src_vocab = word_vocab(src for src, _ in words["train"])
     tgt_vocab = word_vocab(tgt for _, tgt in words["train"])
     splits = {k: list(zip(encode_sentences(src_vocab, [a for a, _ in v]), encode_sentences(tgt_vocab, [b for _, b in v])))
