@@ -3,11 +3,15 @@ k, keep the best by validation perplexity in its own folder, restore the latest 
 
 A checkpoint holds two items: ``state`` (parameters, optimizer state, step, and the carries, so a
 run resumed mid-epoch continues the data stream exactly) and ``meta`` (JSON: the host-side loop
-state: best validation perplexity, per-epoch history, running metric sums, elapsed time).
+state: best validation perplexity, per-epoch history, running metric sums, elapsed time; and
+``config``, the run's config.json, so a run directory that lost its config.json still says which
+config trained it: ``checkpoint_config``).
 The data position and every schedule are functions of ``state.step``, so nothing else is needed.
 Saves are synchronous: when ``save`` returns, the checkpoint is complete on disk (orbax writes to a
 temporary folder and renames it, so a killed save never looks complete; leftover temporary folders
-are removed when the next process opens the managers).
+are removed when the next process opens the managers), and durable: ``metrics.jsonl`` (what the
+checkpoint covers), the checkpoint's files and its folder's entry are fsynced, so a power loss
+after ``save`` returns loses neither.
 
 Faults (see faults.py): ``save`` writes best/ before latest/, so a kill between the two leaves the
 newer step in best/, and ``resume`` considers both. ``resume`` restores the newest checkpoint that
@@ -20,6 +24,7 @@ checkpoint.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -29,7 +34,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from . import RnnlabError
-from .faults import io_error_message
+from .faults import fsync_path, io_error_message
 
 
 def _manager(directory: Path, keep: int) -> ocp.CheckpointManager:
@@ -102,12 +107,13 @@ def _check_fits(state, target, name: str, directory) -> None:
                 f"or the config and data that wrote it")
 
 
-_META_KEYS = ("best_val_ppl", "history", "acc", "train_time", "train_tokens", "wall_s")
+_META_KEYS = ("history", "acc", "train_time", "train_tokens", "wall_s")  # + best_val_<ppl | nll> (the kind's)
 
 
 def _check_sound(state, meta) -> None:
     """A restored checkpoint must be whole: every meta field, finite numbers everywhere."""
-    if not isinstance(meta, dict) or any(k not in meta for k in _META_KEYS):
+    if (not isinstance(meta, dict) or any(k not in meta for k in _META_KEYS)
+            or not any(str(k).startswith("best_val_") for k in meta)):
         raise ValueError("meta item is incomplete")
     for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
         a = np.asarray(leaf)
@@ -115,8 +121,29 @@ def _check_sound(state, meta) -> None:
             raise ValueError(f"non-finite values in {jax.tree_util.keystr(path)}")
 
 
+def checkpoint_config(workdir) -> tuple[dict | None, str | None]:
+    """(config, 'latest/<step>') kept in the meta of the run's newest checkpoint (latest/ or best/),
+    read as plain JSON without orbax; (None, name) when that checkpoint has no config (written before
+    checkpoints kept it) or its meta is unreadable; (None, None) when there is no checkpoint."""
+    ck = Path(workdir) / "checkpoints"
+    found = sorted(((int(p.name), p) for sub in ("latest", "best") if (ck / sub).is_dir()
+                    for p in (ck / sub).iterdir() if p.name.isdigit()), key=lambda t: -t[0])
+    for _, p in found:
+        name = f"{p.parent.name}/{p.name}"
+        try:
+            meta = json.loads((p / "meta" / "metadata").read_text())
+        except (OSError, ValueError):
+            continue  # damaged: resume sets it aside; an older one may say
+        config = meta.get("config") if isinstance(meta, dict) else None
+        return (config, name) if isinstance(config, dict) else (None, name)
+    return None, None
+
+
 class Checkpointer:
-    def __init__(self, workdir, keep: int = 2):
+    """``config``: the run's config (``config.to_dict``), kept in every checkpoint's meta."""
+
+    def __init__(self, workdir, keep: int = 2, config: dict | None = None):
+        self.config = config
         self.dir = Path(workdir) / "checkpoints"
         self.latest = _manager(self.dir / "latest", max(1, keep))
         self.best = _manager(self.dir / "best", 1)
@@ -126,6 +153,9 @@ class Checkpointer:
         best/ goes first: a kill between the two saves leaves the newer step there (resume finds
         it). Any failure raises RnnlabError (one line) after removing the partial save."""
         host = _host(state)
+        if self.config is not None:
+            meta = dict(meta, config=self.config)
+        fsync_path(self.dir.parent / "metrics.jsonl")  # the lines this checkpoint covers survive a power loss
         try:
             if best and (self.best.latest_step() is None or self.best.latest_step() < step):
                 self.best.save(step, args=_save_args(host, meta), force=True)
@@ -133,6 +163,10 @@ class Checkpointer:
             if self.latest.latest_step() != step:
                 self.latest.save(step, args=_save_args(host, meta), force=True)
                 self.latest.wait_until_finished()
+            for sub in ("best", "latest"):  # the files, then the folder entry of the rename
+                if (self.dir / sub / str(step)).is_dir():
+                    fsync_path(self.dir / sub / str(step))
+                    fsync_path(self.dir / sub, recursive=False)
         except Exception as e:  # noqa: BLE001 (full disk, permissions, tensorstore errors: one line)
             self.remove_temporary()
             last = self.latest_complete_step()

@@ -1,8 +1,10 @@
-"""Exact perplexity: exp(sum of NLL / number of target tokens) over a whole split (convention 8).
+"""Exact metrics from sums and counts over a whole split (convention 8): perplexity exp(sum of NLL /
+number of target tokens) for tokens, NLL per frame for frames.
 
-The split is cut into ``batch_size`` contiguous streams that overlap by one token, so every target
-ids[1:] is scored exactly once (``data.eval_windows``); the carry passes across windows; padding
-has mask 0. One jitted program scans over all windows and returns the per-window NLL sums, which
+A token stream is cut into ``batch_size`` contiguous streams that overlap by one token, so every
+target ids[1:] is scored exactly once (``data.eval_windows``); the carry passes across windows;
+padding has mask 0. Padded whole sequences (``data.padded``) come with a ``reset`` flag per window:
+there the carry restarts from zero, so each sequence starts from a zero carry. One jitted program scans over all windows and returns the per-window NLL sums, which
 are added on the host in float64 (``math.fsum``), so the total does not depend on float32
 accumulation order. Evaluators return dicts and never log (convention 10).
 """
@@ -13,30 +15,33 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from .data.batching import eval_windows
+from .heads import token_nll  # noqa: F401  (re-exported: evaluate.token_nll)
 from .model import model_carries
 
 
-def token_nll(logits, targets):
-    """logits [..., V], targets [...] int -> NLL in nats [...] (float32)."""
-    return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), targets)
+def make_eval_fn(model, *, resets: bool = False):
+    """-> jitted fn(params, carries, x [W,B,T(,K)], y, mask [W,B,T][, reset [W]]) -> (nll per window [W],
+    count per window [W], correct per window [W]). With ``resets`` the carry restarts from zero at the
+    windows whose ``reset`` is True (padded whole sequences); ``correct`` counts targets equal to the
+    head's mode (token accuracy; for frames, frames predicted exactly)."""
+    head = model.head_fns
 
-
-def make_eval_fn(model):
-    """-> jitted fn(params, carries, x [W,B,T], y [W,B,T], mask [W,B,T]) -> (nll per window [W], count per window [W])."""
+    def body(params, carries, batch):
+        xb, yb, mb = batch[:3]
+        if resets:
+            carries = jax.tree_util.tree_map(lambda c: jnp.where(batch[3], jnp.zeros_like(c), c), carries)
+        logits, carries = model.apply({"params": params}, xb, carries)
+        nll = head.nll(logits, yb) * mb
+        hit = head.mode(logits) == yb
+        hit = hit if hit.ndim == mb.ndim else hit.all(-1)
+        return carries, (nll.sum(), mb.sum(), (hit * mb).sum())
 
     @jax.jit
-    def eval_split(params, carries, x, y, mask):
-        def body(carries, batch):
-            xb, yb, mb = batch
-            logits, carries = model.apply({"params": params}, xb, carries)
-            nll = token_nll(logits, yb) * mb
-            return carries, (nll.sum(), mb.sum())
-
-        _, (nll, count) = jax.lax.scan(body, carries, (x, y, mask))
-        return nll, count
+    def eval_split(params, carries, *windows):
+        _, sums = jax.lax.scan(lambda c, b: body(params, c, b), carries, windows)
+        return sums
 
     return eval_split
 
@@ -51,12 +56,26 @@ def perplexity_from_sums(nll_sum: float, count: float, level: str = "word") -> d
     return out
 
 
+def window_sums(model, params, windows, cfg, eval_fn=None) -> tuple[float, float, float]:
+    """(NLL sum, count, correct) over ``windows`` = (x, y, mask[, reset]) [W, B, T, ...], each added
+    in float64 on the host."""
+    eval_fn = eval_fn or make_eval_fn(model, resets=len(windows) > 3)
+    x = windows[0]
+    sums = eval_fn(params, model_carries(cfg, x.shape[1]), *windows)
+    return tuple(math.fsum(np.asarray(s, np.float64)) for s in sums)
+
+
 def evaluate(model, params, ids, cfg, level: str = "word", eval_fn=None) -> dict:
     """Teacher-forced metrics of ``params`` on the 1-D token array ``ids`` (the whole split)."""
     B = cfg.eval.batch_size
     T = cfg.eval.bptt or cfg.train.bptt
     x, y, mask = eval_windows(np.asarray(ids), B, T)
-    eval_fn = eval_fn or make_eval_fn(model)
-    nll, count = eval_fn(params, model_carries(cfg, x.shape[1]), x, y, mask.astype(np.float32))
-    nll, count = np.asarray(nll, np.float64), np.asarray(count, np.float64)
-    return perplexity_from_sums(math.fsum(nll), math.fsum(count), level)
+    nll, count, _ = window_sums(model, params, (x, y, mask.astype(np.float32)), cfg, eval_fn)
+    return perplexity_from_sums(nll, count, level)
+
+
+def frame_metrics(nll_sum: float, count: float, num_units: int) -> dict:
+    """A frame split's metrics from its sums: ``nll`` (= ``loss``) nats per frame (time step), summed over
+    its ``num_units`` keys, and ``nll_per_key`` = nll / num_units."""
+    loss = nll_sum / count
+    return {"nll_sum": nll_sum, "count": int(count), "loss": loss, "nll": loss, "nll_per_key": loss / num_units}

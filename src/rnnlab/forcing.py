@@ -35,8 +35,7 @@ import jax.numpy as jnp
 import optax
 
 from . import RnnlabError
-from .evaluate import token_nll
-from .model import LanguageModel, initial_carries, readout_logits
+from .model import LanguageModel, embed_hard, embed_soft, initial_carries, readout_logits
 from .unroll import unroll_feedback
 
 SAMPLED_MODES = ("scheduled_sampling", "always_sampling", "soft_sampling")
@@ -110,41 +109,44 @@ def feedback_options(cfg) -> Feedback:
 
 def feedback_forward(model: LanguageModel, params, carries, x, key, eps, fb: Feedback = Feedback(), *,
                      train: bool = False):
-    """The time-outer path: x [B, T] gold inputs -> (logits [B, T, V], carries, fed [B, T] int32,
-    gold [B, T] bool).
+    """The time-outer path: x [B, T] gold tokens (or [B, T, K] frames) -> (logits [B, T, N], carries,
+    fed (like x), gold [B, T] bool).
 
     Step t feeds x[:, t] where ``gold[:, t]`` (a coin with probability eps; always at t = 0), else
-    the model's own token drawn from its logits at t - 1 (``fed`` holds what was fed; for soft
-    feedback the argmax of the mix stands in). ``key`` is the dropout key (as teacher forcing uses
-    it); the coins and draws use keys folded from it. eps may be a traced scalar.
+    the model's own prediction at t - 1 through its head (``heads.py``): ``head.sample`` (drawn at
+    ``fb.temperature``), ``head.mode`` (argmax / threshold 0.5), or for soft feedback the input side
+    of ``head.soft`` (the probability-weighted embedding; the unit probabilities for frames; ``fed``
+    then holds the mode). ``key`` is the dropout key (as teacher forcing uses it); the coins and draws
+    use keys folded from it. eps may be a traced scalar.
     """
-    B, T = x.shape
+    B, T = x.shape[:2]
     rngs = {"dropout": key} if train else {}
     parts = model.apply({"params": params}, T, B, train=train, rngs=rngs, method=LanguageModel.feedback_parts)
-    table = parts["table"]
+    head = model.head_fns
     k_coin, k_draw = jax.random.split(jax.random.fold_in(key, 1))
     u = jax.random.uniform(k_coin, (T, B) if fb.coin == "token" else (1, B))
     gold = jnp.broadcast_to(u < eps, (T, B)).at[0].set(True)
-    xt = x.T.astype(jnp.int32)  # [T, B]
+    xt = jnp.swapaxes(x, 0, 1).astype(head.target_dtype)  # [T, B] tokens or [T, B, K] frames
     xs = {"tok": xt, "gold": gold, "key": jax.random.split(k_draw, T), "m_e": parts["mask_embed"],
           "m_b": parts["mask_between"], "m_o": parts["mask_out"]}
     if fb.kind == "soft":
-        xs["emb"] = jnp.take(table, xt, axis=0)  # gold embeddings [T, B, E], one gather for the window
+        xs["emb"] = embed_hard(parts, xt)  # gold inputs [T, B, E], one gather (or matmul) for the window
 
     temperature = jnp.asarray(fb.temperature, jnp.float32)
 
     def feed(prev, s):
-        """prev: logits [B, V] of step t - 1 -> (input [B, E], fed token [B])."""
+        """prev: logits [B, N] of step t - 1 -> (input [B, E], fed token [B] or frame [B, K])."""
         if fb.kind == "argmax" or fb.kind == "soft":
-            own = jnp.argmax(prev, axis=-1).astype(jnp.int32)
+            own = head.mode(prev)
         else:
-            own = jax.random.categorical(s["key"], prev / temperature, axis=-1).astype(jnp.int32)
-        tok = jnp.where(s["gold"], s["tok"], own)
+            own = head.sample(s["key"], prev, temperature)
+        gold_t = s["gold"].reshape(s["gold"].shape + (1,) * (own.ndim - 1))  # [B] or [B, 1]
+        tok = jnp.where(gold_t, s["tok"], own)
         if fb.kind == "soft":
-            mix = jax.nn.softmax(prev / temperature, axis=-1) @ table
+            mix = embed_soft(parts, head.soft(prev, temperature))
             e = jnp.where(s["gold"][:, None], s["emb"], mix)
         else:
-            e = jnp.take(table, tok, axis=0)
+            e = embed_hard(parts, tok)
         return e * s["m_e"], tok
 
     def between(i, h, s):
@@ -153,28 +155,43 @@ def feedback_forward(model: LanguageModel, params, carries, x, key, eps, fb: Fee
     def readout(h, s):
         return readout_logits(parts, h * s["m_o"])
 
-    init = jnp.zeros((B, table.shape[0]), jnp.float32)
+    init = jnp.zeros((B, parts["w_out"].shape[-1]), jnp.float32)
     carries, logits, fed = unroll_feedback(model.cell_fns, parts["layers"], carries, xs, init, feed=feed,
                                            readout=readout, between=between, unroll=model.unroll)
-    return jnp.swapaxes(logits, 0, 1), carries, fed.T, gold.T
+    return jnp.swapaxes(logits, 0, 1), carries, jnp.swapaxes(fed, 0, 1), gold.T
 
 
 # ----------------------------------------------------------------------------- losses
-def _metrics(nll, eps, gold):
+def masked_nll(nll, mask):
+    """(mean NLL over the counted positions, their NLL sum, their count): nll [B, T]; mask [B, T] float
+    (1 = a real target) or None (every position counts: token streams)."""
+    if mask is None:
+        return nll.mean(), nll.sum(), jnp.asarray(nll.size, jnp.float32)
+    total, count = (nll * mask).sum(), mask.sum()
+    return total / jnp.maximum(count, 1.0), total, count
+
+
+def _metrics(total, count, eps, gold):
     T = gold.shape[1]
-    return {"nll_sum": nll.sum(), "count": jnp.asarray(nll.size, jnp.float32), "eps": jnp.asarray(eps, jnp.float32),
+    return {"nll_sum": total, "count": count, "eps": jnp.asarray(eps, jnp.float32),
             "gold_fed": gold[:, 1:].sum().astype(jnp.float32),
             "fed_count": jnp.asarray(gold.shape[0] * (T - 1), jnp.float32)}
 
 
-def teacher_forcing_loss(model, params, carries, x, y, key):
-    """The fast path: the whole window through ``model.__call__`` (hoisted input projections)."""
+def _loss(model, logits, y, mask, eps, gold):
+    loss, total, count = masked_nll(model.head_fns.nll(logits, y), mask)
+    return loss, _metrics(total, count, eps, gold)
+
+
+def teacher_forcing_loss(model, params, carries, x, y, key, mask=None):
+    """The fast path: the whole window through ``model.__call__`` (hoisted input projections).
+    x, y [B, T] tokens (or [B, T, K] frames); mask [B, T] or None -> (mean NLL, (carries, metrics))."""
     logits, carries = model.apply({"params": params}, x, carries, train=True, rngs={"dropout": key})
-    nll = token_nll(logits, y)
-    return nll.mean(), (carries, _metrics(nll, 1.0, jnp.ones(x.shape, bool)))
+    loss, metrics = _loss(model, logits, y, mask, 1.0, jnp.ones(x.shape[:2], bool))
+    return loss, (carries, metrics)
 
 
-def sampled_loss(model, params, carries, x, y, key, eps, fb: Feedback):
+def sampled_loss(model, params, carries, x, y, key, eps, fb: Feedback, mask=None):
     """Mean NLL of y [B, T] when the inputs are chosen by ``feedback_forward`` with probability eps of gold.
 
     Hard feedback (sample / argmax) runs in two passes: ``feedback_forward`` without gradient only
@@ -185,27 +202,28 @@ def sampled_loss(model, params, carries, x, y, key, eps, fb: Feedback):
     teacher-forcing step plus one forward pass (docs/perf_notes.md). Soft feedback differentiates
     through the mix and keeps the one-pass path."""
     if fb.kind == "soft":
-        return sampled_loss_one_pass(model, params, carries, x, y, key, eps, fb)
+        return sampled_loss_one_pass(model, params, carries, x, y, key, eps, fb, mask)
     _, _, fed, gold = feedback_forward(model, jax.lax.stop_gradient(params), carries, x, key, eps, fb, train=True)
     logits, carries = model.apply({"params": params}, jax.lax.stop_gradient(fed), carries, train=True,
                                   rngs={"dropout": key})
-    nll = token_nll(logits, y)
-    return nll.mean(), (carries, _metrics(nll, eps, gold))
+    loss, metrics = _loss(model, logits, y, mask, eps, gold)
+    return loss, (carries, metrics)
 
 
-def sampled_loss_one_pass(model, params, carries, x, y, key, eps, fb: Feedback):
+def sampled_loss_one_pass(model, params, carries, x, y, key, eps, fb: Feedback, mask=None):
     """The same loss differentiated through the time-outer pass (the reference; soft feedback's path)."""
     logits, carries, _, gold = feedback_forward(model, params, carries, x, key, eps, fb, train=True)
-    nll = token_nll(logits, y)
-    return nll.mean(), (carries, _metrics(nll, eps, gold))
+    loss, metrics = _loss(model, logits, y, mask, eps, gold)
+    return loss, (carries, metrics)
 
 
 def make_loss_fn(model, cfg):
-    """``loss_fn(params, carries, x [B,T], y [B,T], key, step) -> (mean NLL, (carries, metrics))``."""
+    """``loss_fn(params, carries, x, y, key, step, mask=None) -> (mean NLL, (carries, metrics))``: x, y
+    [B, T] tokens or [B, T, K] frames, mask [B, T] (padded sequences) or None (streams)."""
     mode = cfg.train.mode
     if mode == "teacher_forcing":
-        def loss_fn(params, carries, x, y, key, step):
-            return teacher_forcing_loss(model, params, carries, x, y, key)
+        def loss_fn(params, carries, x, y, key, step, mask=None):
+            return teacher_forcing_loss(model, params, carries, x, y, key, mask)
 
         return loss_fn
     if mode not in SAMPLED_MODES:
@@ -214,17 +232,17 @@ def make_loss_fn(model, cfg):
     fb = feedback_options(cfg)
     warm = int(cfg.train.schedule.warmup_steps) > 0
 
-    def loss_fn(params, carries, x, y, key, step):
+    def loss_fn(params, carries, x, y, key, step, mask=None):
         eps = eps_fn(step)
 
         def tf(ops):
             p, c = ops
-            loss, (c, m) = teacher_forcing_loss(model, p, c, x, y, key)
+            loss, (c, m) = teacher_forcing_loss(model, p, c, x, y, key, mask)
             return loss, (c, dict(m, eps=eps))
 
         def ss(ops):
             p, c = ops
-            return sampled_loss(model, p, c, x, y, key, eps, fb)
+            return sampled_loss(model, p, c, x, y, key, eps, fb, mask)
 
         if not warm:
             return ss((params, carries))
@@ -238,20 +256,21 @@ def make_loss_fn(model, cfg):
 # ----------------------------------------------------------------------------- free running
 def free_run(model: LanguageModel, params, prompt, length: int, key, *, temperature: float = 1.0,
              greedy: bool = False):
-    """Generation through the same feedback path at eps = 0: prompt [S, P] (P >= 1) -> (tokens
-    [S, length] int32, logits [S, length, V] each token was drawn from). The carry is warmed on the
-    prompt teacher-forced (fast path); dropout is off."""
-    return _free_run(model, params, jnp.asarray(prompt, jnp.int32), int(length), key,
-                     jnp.float32(temperature), bool(greedy))
+    """Generation through the same feedback path at eps = 0: prompt [S, P] tokens (or [S, P, K]
+    frames; P >= 1) -> (generated [S, length] (or [S, length, K]), logits [S, length, N] each was drawn
+    from). The carry is warmed on the prompt teacher-forced (fast path); dropout is off."""
+    prompt = jnp.asarray(prompt, model.head_fns.target_dtype)
+    return _free_run(model, params, prompt, int(length), key, jnp.float32(temperature), bool(greedy))
 
 
 @partial(jax.jit, static_argnames=("model", "length", "greedy"))
 def _free_run(model, params, prompt, length, key, temperature, greedy):
-    S, P = prompt.shape
+    S, P = prompt.shape[:2]
     carries = initial_carries(model.cell, model.num_layers, S, model.hidden_size, model.forget_bias)
     if P > 1:
         _, carries = model.apply({"params": params}, prompt[:, :-1], carries)
-    x = jnp.concatenate([prompt[:, -1:], jnp.zeros((S, length), jnp.int32)], axis=1)  # [S, length + 1]
+    blank = jnp.zeros((S, length) + prompt.shape[2:], prompt.dtype)
+    x = jnp.concatenate([prompt[:, -1:], blank], axis=1)  # [S, length + 1(, K)]
     fb = Feedback(kind="argmax" if greedy else "sample", temperature=temperature)
     logits, _, fed, _ = feedback_forward(model, params, carries, x, key, jnp.float32(0.0), fb)
     return fed[:, 1:], logits[:, :length]

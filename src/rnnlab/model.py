@@ -1,12 +1,20 @@
-"""The language model: embedding -> L recurrent layers -> readout.
+"""The recurrent model: input side -> L recurrent layers (the core) -> readout -> head.
+
+One model serves every kind of sequence; what differs is only what flows in and out of the core:
+
+* input side: token ids [B, T] -> ``nn.Embed`` (``vocab_size`` = V), or frames [B, T, K] -> a dense
+  projection ``input_proj`` (``num_features`` = K > 0);
+* readout: ``nn.Dense`` to ``num_outputs`` N logits (0 = the input's width: V or K), or the tied
+  embedding matrix;
+* head (``heads.py``, by name): ``categorical`` over N tokens or ``bernoulli`` over N units.
 
 Flax linen holds the parameters and the standard layers (``nn.Embed``, ``nn.Dense``,
 ``nn.Dropout``); the recurrent math stays in the pure cell functions, called through
 ``unroll.py``. Each layer's parameters are one ``self.param`` whose value is the cell's own
 param dict, so ``params['layer_0']['w_h']`` is exactly what ``cell.step`` receives.
 
-Shapes: tokens are time-major inside (T, B); the public ``__call__`` takes [B, T] tokens, transposes
-the integer ids only (cheap), and returns logits [B, T, V].
+Shapes: inputs are time-major inside (T, B[, K]); the public ``__call__`` takes [B, T] tokens or
+[B, T, K] frames, transposes them (cheap), and returns logits [B, T, N].
 
 Dropout (Zaremba et al. 2014) is applied to the non-recurrent connections only: the embedding
 output, between layers, and before the readout; never to the carry.
@@ -22,6 +30,7 @@ import jax.numpy as jnp
 from . import RnnlabError
 from .cells import get_cell
 from .cells.base import add_bias
+from .heads import get_head
 from .unroll import unroll as unroll_layers
 
 
@@ -33,7 +42,9 @@ def _uniform(scale):
 
 
 class LanguageModel(nn.Module):
-    vocab_size: int
+    """The model of every sequence kind (its name is historical: token streams came first)."""
+
+    vocab_size: int = 0  # V: token ids in (0 when the inputs are frames)
     cell: str = "lstm"
     hidden_size: int = 200
     num_layers: int = 2
@@ -45,6 +56,22 @@ class LanguageModel(nn.Module):
     forget_bias: float | None = 1.0
     unroll: int = 1
     matmul_dtype: str = "float32"
+    num_features: int = 0  # K > 0: the inputs are frames [..., K] (dense input projection), not token ids
+    num_outputs: int = 0  # N: readout width; 0 = the input's width (V, or K)
+    head: str = "categorical"  # categorical | bernoulli (heads.py): what the N logits mean
+
+    @property
+    def frames(self) -> bool:
+        return self.num_features > 0
+
+    @property
+    def out_size(self) -> int:
+        """N, the readout's width."""
+        return self.num_outputs or (self.num_features if self.frames else self.vocab_size)
+
+    @property
+    def head_fns(self):
+        return get_head(self.head)
 
     @property
     def cell_fns(self):
@@ -52,6 +79,9 @@ class LanguageModel(nn.Module):
 
     def setup(self):
         E = self.embed_size or self.hidden_size
+        if self.tie_weights and (self.frames or self.out_size != self.vocab_size):
+            raise RnnlabError("model.tie_weights=True needs token inputs and outputs of the same vocabulary; "
+                              "set tie_weights=False")
         if self.tie_weights and E != self.hidden_size:
             raise RnnlabError(f"model.tie_weights=True needs model.embed_size == model.hidden_size "
                               f"(got {E} vs {self.hidden_size}); set embed_size=0 or tie_weights=False")
@@ -60,7 +90,10 @@ class LanguageModel(nn.Module):
         scale = self.init_scale if self.init_scheme == "uniform" else 0.1
         cell_scale = self.init_scale if self.init_scheme == "uniform" else None
         cell = self.cell_fns
-        self.embedding = nn.Embed(self.vocab_size, E, embedding_init=_uniform(scale))
+        if self.frames:
+            self.input_proj = nn.Dense(E, kernel_init=_uniform(scale), bias_init=_uniform(scale))
+        else:
+            self.embedding = nn.Embed(self.vocab_size, E, embedding_init=_uniform(scale))
         self.layers = [
             self.param(f"layer_{i}", partial(cell.init, in_dim=E if i == 0 else self.hidden_size,
                                               hidden=self.hidden_size, init_scale=cell_scale))
@@ -70,7 +103,7 @@ class LanguageModel(nn.Module):
             self.readout_bias = self.param("readout_bias", nn.initializers.zeros, (self.vocab_size,))
         else:
             bound = scale if self.init_scheme == "uniform" else 1.0 / self.hidden_size**0.5
-            self.readout = nn.Dense(self.vocab_size, kernel_init=_uniform(bound), bias_init=_uniform(bound))
+            self.readout = nn.Dense(self.out_size, kernel_init=_uniform(bound), bias_init=_uniform(bound))
         self.drop = nn.Dropout(self.dropout)
 
     # -- pieces, so that other unrolls (scheduled sampling, inspection) reuse the same parameters --
@@ -81,13 +114,22 @@ class LanguageModel(nn.Module):
         dt = jnp.dtype(self.matmul_dtype)
         return [{k: (v.astype(dt) if k.startswith("w_") else v) for k, v in p.items()} for p in self.layers]
 
-    def embed(self, tokens, *, train: bool = False):
-        """tokens [...] int -> embeddings [..., E], with dropout when training."""
-        return self.drop(self.embedding(tokens), deterministic=not train)
+    def embed(self, inputs, *, train: bool = False):
+        """tokens [...] int or frames [..., K] -> input vectors [..., E], with dropout when training."""
+        e = self.input_proj(inputs.astype(jnp.float32)) if self.frames else self.embedding(inputs)
+        return self.drop(e, deterministic=not train)
 
     def embed_soft(self, probs):
-        """probs [..., V] -> probability-weighted mix of embeddings [..., E] (soft feedback)."""
-        return probs @ self.embedding.embedding
+        """probs [..., V] -> probability-weighted mix of embeddings [..., E] (soft feedback); for frames,
+        the unit probabilities [..., K] through the input projection."""
+        return embed_soft(self.input_parts(), probs)
+
+    def input_parts(self) -> dict:
+        """The input side as plain arrays: ``table`` [V, E] (tokens) or ``w_in`` [K, E], ``b_in`` [E] (frames)."""
+        if self.frames:
+            dense = self.input_proj.variables["params"]
+            return {"w_in": dense["kernel"], "b_in": dense["bias"]}
+        return {"table": self.embedding.embedding}
 
     def logits(self, h, *, train: bool = False):
         """h [..., H] -> logits [..., V], with dropout on h when training."""
@@ -104,8 +146,9 @@ class LanguageModel(nn.Module):
 
     def feedback_parts(self, T: int, B: int, *, train: bool = False) -> dict:
         """Plain arrays for the time-outer (scheduled sampling / free-running) unroll, so its scan
-        body is pure math: ``layers`` (per-layer cell params), ``table`` [V, E] (embedding),
-        ``w_out`` [H, V], ``b_out`` [V] (readout; tied: ``table.T``), and scaled dropout masks
+        body is pure math: ``layers`` (per-layer cell params), the input side (``input_parts``: ``table``
+        [V, E] or ``w_in`` [K, E] and ``b_in`` [E]), ``w_out`` [H, N], ``b_out`` [N] (readout; tied:
+        ``table.T``), and scaled dropout masks
         ``mask_embed`` [T, B, E], ``mask_between`` (L - 1 of [T, B, H]), ``mask_out`` [T, B, H].
 
         The masks are drawn by the same ``nn.Dropout`` calls, in the same order and with the same
@@ -118,18 +161,18 @@ class LanguageModel(nn.Module):
         mask_embed = drop((T, B, E))
         mask_between = [drop((T, B, H)) for _ in range(1, self.num_layers)]
         mask_out = drop((T, B, H))
-        table = self.embedding.embedding
+        inputs = self.input_parts()
         if self.tie_weights:
-            w_out, b_out = table.T, self.readout_bias
+            w_out, b_out = inputs["table"].T, self.readout_bias
         else:
             dense = self.readout.variables["params"]
             w_out, b_out = dense["kernel"], dense["bias"]
-        return {"layers": self.layer_params(), "table": table, "w_out": w_out, "b_out": b_out,
+        return {"layers": self.layer_params(), **inputs, "w_out": w_out, "b_out": b_out,
                 "mask_embed": mask_embed, "mask_between": mask_between, "mask_out": mask_out}
 
-    def __call__(self, tokens, carries, *, train: bool = False):
-        """tokens [B, T] int32, carries (one per layer) -> (logits [B, T, V], carries)."""
-        xs = self.embed(tokens.T, train=train)  # [T, B, E]
+    def __call__(self, inputs, carries, *, train: bool = False):
+        """tokens [B, T] int32 or frames [B, T, K], carries (one per layer) -> (logits [B, T, N], carries)."""
+        xs = self.embed(jnp.swapaxes(inputs, 0, 1) if self.frames else inputs.T, train=train)  # [T, B, E]
         carries, hs = unroll_layers(self.cell_fns, self.layer_params(), carries, xs,
                                     between=self.dropout_between(train), unroll=self.unroll)
         h = self.drop(hs, deterministic=not train)  # [T, B, H]: the mask `logits(hs)` would draw
@@ -138,6 +181,22 @@ class LanguageModel(nn.Module):
         T, B, H = h.shape
         logits = self.project_out(jnp.swapaxes(h, 0, 1).reshape(B * T, H))
         return logits.reshape(B, T, logits.shape[-1]), carries
+
+
+def embed_hard(parts: dict, x):
+    """The input side on plain arrays (``feedback_parts``): tokens [B] int -> ``table[x]``, or frames
+    [B, K] -> ``x @ w_in + b_in``; [B, E]."""
+    if "table" in parts:
+        return jnp.take(parts["table"], x, axis=0)
+    return add_bias(jnp.matmul(x.astype(jnp.float32), parts["w_in"]), parts["b_in"])
+
+
+def embed_soft(parts: dict, probs):
+    """The soft input: probs [..., V] @ table (the probability-weighted mix of embeddings), or the unit
+    probabilities [..., K] through the frame projection (the expected frame's input); [..., E]."""
+    if "table" in parts:
+        return probs @ parts["table"]
+    return add_bias(jnp.matmul(probs, parts["w_in"]), parts["b_in"])
 
 
 def readout_logits(parts: dict, h):
@@ -152,10 +211,13 @@ def initial_carries(cell_name: str, num_layers: int, batch_size: int, hidden_siz
     return tuple(cell.initial_carry((batch_size,), hidden_size) for _ in range(num_layers))
 
 
-def build_model(cfg, vocab_size: int) -> LanguageModel:
+def build_model(cfg, io) -> LanguageModel:
+    """The model of ``cfg.model`` for a kind's input/output sizes ``io``: a dict with ``vocab_size``,
+    ``num_features``, ``num_outputs``, ``head`` (``kinds.model_io``), or an int V (a token LM)."""
     m = cfg.model
+    io = {"vocab_size": int(io)} if isinstance(io, (int,)) or hasattr(io, "__index__") else dict(io)
     return LanguageModel(
-        vocab_size=vocab_size, cell=m.cell, hidden_size=m.hidden_size, num_layers=m.num_layers,
+        **io, cell=m.cell, hidden_size=m.hidden_size, num_layers=m.num_layers,
         embed_size=m.embed_size, dropout=m.dropout, tie_weights=m.tie_weights, init_scheme=m.init,
         init_scale=m.init_scale, forget_bias=m.forget_bias, unroll=m.unroll, matmul_dtype=m.matmul_dtype,
     )

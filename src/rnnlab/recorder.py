@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 from . import faults
 from .checkpoint import Checkpointer
-from .evaluate import evaluate
+from .config import to_dict
 from .keys import split_keys
 from .free_running import free_running_metrics, log_items
 from .model import count_params
@@ -27,9 +27,10 @@ class RunRecorder:
     def __init__(self, cfg, workdir, setup, *, run_name: str, config_file: str = "", t_start: float):
         self.cfg, self.workdir, self.setup = cfg, Path(workdir), setup
         self.run_name, self.config_file, self.t_start = run_name, config_file, t_start
-        self.ckpt = Checkpointer(self.workdir, cfg.checkpoint.keep)
-        self.meta = {"best_val_ppl": math.inf, "history": [], "acc": None, "train_time": 0.0, "train_tokens": 0,
-                     "wall_s": 0.0, "compile_s": 0.0}
+        self.ckpt = Checkpointer(self.workdir, cfg.checkpoint.keep, config=to_dict(cfg))  # config in each checkpoint
+        self.sel = setup.kind.selection  # the validation metric that picks the best checkpoint: ppl | nll
+        self.meta = {f"best_val_{self.sel}": math.inf, "history": [], "acc": None, "train_time": 0.0,
+                     "train_tokens": 0, "wall_s": 0.0, "compile_s": 0.0}
         self.resume_step = None
         self.wall_prev = 0.0  # time spent by earlier (interrupted) processes of this run
         self.logger = None
@@ -74,19 +75,20 @@ class RunRecorder:
         self.logger.log(step, rec)
 
     def validate(self, step: int, params) -> bool:
-        """Validation perplexity now; logs it and returns whether it improved on the best so far."""
-        s = self.setup
+        """Validation metrics now (perplexity, or NLL per frame: the kind's ``selection``); logs them and
+        returns whether the selection metric improved on the best so far."""
+        s, sel = self.setup, self.sel
         faults.kill_point("eval")
-        v = evaluate(s.model, params, s.corpus.valid, self.cfg, s.corpus.level, s.eval_fn)
+        v = s.evaluate(self.cfg, params, "valid")
         epoch = step / s.steps_per_epoch
-        improved = v["ppl"] < self.meta["best_val_ppl"]
+        best = f"best_val_{sel}"
+        improved = v[sel] < self.meta[best]
         if improved:
-            self.meta["best_val_ppl"] = v["ppl"]
-        self.meta["history"].append({"step": step, "epoch": epoch, "val_ppl": v["ppl"]})
-        rec = {"epoch": epoch, "val/loss": v["loss"], "val/ppl": v["ppl"], "val/best_ppl": self.meta["best_val_ppl"],
+            self.meta[best] = v[sel]
+        self.meta["history"].append({"step": step, "epoch": epoch, f"val_{sel}": v[sel]})
+        rec = {"epoch": epoch, "val/loss": v["loss"], f"val/{sel}": v[sel], f"val/best_{sel}": self.meta[best],
                "wall_s": self.wall()}  # seconds since the run began (plots)
-        if "bpc" in v:
-            rec["val/bpc"] = v["bpc"]
+        rec.update({f"val/{k}": x for k, x in v.items() if k not in ("nll_sum", "count", "loss", sel)})
         self.logger.log(step, rec)
         return improved
 
@@ -112,25 +114,24 @@ class RunRecorder:
 
     def finish(self, step: int, params) -> dict:
         """Final valid/test perplexity; writes summary.json (status finished) and returns it."""
-        s, cfg, meta = self.setup, self.cfg, self.meta
+        self.logger.status("final evaluation")
+        faults.kill_point("final")  # fault injection (faults.py)
+        s, cfg, meta, sel = self.setup, self.cfg, self.meta, self.sel
         level = s.corpus.level
-        val = evaluate(s.model, params, s.corpus.valid, cfg, level, s.eval_fn)
-        test = evaluate(s.model, params, s.corpus.test, cfg, level, s.eval_fn)
+        metrics = {split: s.evaluate(cfg, params, split) for split in s.kind.final_splits}
+        val, test = metrics["valid"], metrics["test"]
         env = environment()
         summary = {
             "status": "finished", "run_name": self.run_name, "config_file": self.config_file,
             "cell": cfg.model.cell, "train_mode": cfg.train.mode, "seed": cfg.train.seed,
             "data": cfg.data.name, "level": level, "hidden_size": cfg.model.hidden_size,
             "num_layers": cfg.model.num_layers, "num_params": count_params(params),
-            "val_ppl": val["ppl"], "val_loss": val["loss"], "test_ppl": test["ppl"], "test_loss": test["loss"],
-            "test_tokens": test["count"], "best_val_ppl": min(meta["best_val_ppl"], val["ppl"]),
+            **s.kind.summary(metrics, s.corpus), f"best_val_{sel}": min(meta[f"best_val_{sel}"], val[sel]),
             "steps": step, "epochs": step / s.steps_per_epoch, "steps_per_epoch": s.steps_per_epoch,
             "tokens_per_sec": meta["train_tokens"] / meta["train_time"] if meta["train_time"] else 0.0,
             "compile_s": meta["compile_s"], "wall_s": self.wall(),
             "params_sha256": params_sha256(params), "val_history": meta["history"], **env,
         }
-        if level == "char":
-            summary["val_bpc"], summary["test_bpc"] = val["bpc"], test["bpc"]
         if cfg.train.get("skip_nonfinite", False):
             summary["skipped_steps"] = int(meta.get("skipped", 0))
         for k, v in s.corpus.meta.items():  # the corpus' facts; its "seed" (data.seed) must not hide train.seed
@@ -139,8 +140,8 @@ class RunRecorder:
             free = free_running_metrics(s.model, params, s.corpus, cfg, split_keys(cfg.train.seed)["eval"], test=test)
             summary.update(free)
             self.logger.log(step, log_items(free))
-        self.logger.log(step, {"test/loss": test["loss"], "test/ppl": test["ppl"],
-                               **({"test/bpc": test["bpc"]} if "bpc" in test else {})})
+        self.logger.log(step, {"test/loss": test["loss"], f"test/{sel}": test[sel],
+                               **{f"test/{k}": x for k, x in test.items() if k not in ("nll_sum", "count", "loss", sel)}})
         self.logger.summary(summary)
         return summary
 

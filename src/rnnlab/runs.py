@@ -23,6 +23,7 @@ from . import RnnlabError
 from .config import base_config, from_dict
 from .data.vocab import Vocab
 from .model import build_model, model_carries
+from .rundir import IO_FILE
 
 CHECKPOINTS = ("best", "latest")
 
@@ -120,8 +121,8 @@ def _shapes(tree) -> dict:
 
 def check_params(params, model, cfg, where: str) -> None:
     """RnnlabError naming the first parameters whose shapes differ from what ``model`` expects."""
-    expected = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 1), jnp.int32),
-                                                  model_carries(cfg, 1))["params"])
+    inputs = jnp.zeros((1, 1, model.num_features), jnp.float32) if model.frames else jnp.zeros((1, 1), jnp.int32)
+    expected = jax.eval_shape(lambda: model.init(jax.random.key(0), inputs, model_carries(cfg, 1))["params"])
     want, got = _shapes(expected), _shapes(params)
     diffs = [f"{k} missing" for k in want if k not in got]
     diffs += [f"{k} unexpected" for k in got if k not in want]
@@ -141,9 +142,10 @@ def load_run(workdir, which: str = "best") -> Run:
         raise RnnlabError(f"run directory {workdir} not found; give the --workdir of a trained run")
     which, step = find_checkpoint(workdir, which)
     cfg = load_config(workdir)
-    vocab = load_vocab(workdir)
-    try:
-        model = build_model(cfg, vocab.size)
+    io = _read_json(workdir / IO_FILE, "io.json") if (workdir / IO_FILE).is_file() else None
+    vocab = load_vocab(workdir) if io is None or (workdir / "vocab.json").is_file() else None
+    try:  # runs written before io.json existed are token LMs: their sizes come from vocab.json
+        model = build_model(cfg, {k: v for k, v in io.items() if k != "kind"} if io else vocab.size)
     except (AttributeError, KeyError) as e:
         raise RnnlabError(f"{workdir / 'config.json'} lacks a model field ({e}); it is not an rnnlab config") from None
     params = restore_params(workdir, which, step)

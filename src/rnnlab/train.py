@@ -21,15 +21,17 @@ import optax
 
 from . import RnnlabError, faults
 from .config import validate
-from .data.batching import train_windows
 from .data.registry import load_corpus
-from .evaluate import make_eval_fn
+from .evaluate import make_eval_fn, window_sums
 from .forcing import make_loss_fn
 from .keys import split_keys
+from .kinds import Kind, TrainWindows, get_kind
 from .model import build_model, model_carries
 from .optim import _global_norm, lr_schedule, make_optimizer  # noqa: F401  (lr_schedule: re-exported)
 from .recorder import RunRecorder
-from .rundir import check_workdir_config, finished_summary, params_sha256, start_run_dir  # noqa: F401
+from .preflight import preflight
+from .rundir import check_workdir_config, claim_run_dir, finished_summary, params_sha256, start_run_dir  # noqa: F401
+from .tracking import complete_wandb_mirror
 
 
 @flax.struct.dataclass
@@ -44,22 +46,24 @@ class TrainState:
 def create_train_state(cfg, model, tx, key) -> TrainState:
     B, T = cfg.train.batch_size, cfg.train.bptt
     carries = model_carries(cfg, B)
-    params = model.init(key, jnp.zeros((B, T), jnp.int32), carries)["params"]
+    inputs = jnp.zeros((B, T, model.num_features), jnp.float32) if model.frames else jnp.zeros((B, T), jnp.int32)
+    params = model.init(key, inputs, carries)["params"]
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), carries=carries)
 
 
 def make_train_step(model, tx, cfg):
-    """The pure step: fn(state, batch=(x [B,T], y [B,T]), key) -> (state, metrics). Not jitted here,
+    """The pure step: fn(state, batch=(x, y[, mask]), key) -> (state, metrics): x, y [B, T] tokens (or
+    [B, T, K] frames), mask [B, T] for padded sequences (``kinds.TrainWindows.batch``). Not jitted here,
     so callers can jit it, vmap it over seeds, or both. ``metrics["nonfinite"]`` is 1.0 when the loss or
     a gradient is not finite; with ``train.skip_nonfinite`` that update is skipped (faults.py)."""
     loss_fn = make_loss_fn(model, cfg)
     skip = bool(cfg.train.get("skip_nonfinite", False))
 
     def train_step(state: TrainState, batch, key):
-        x, y = batch
+        x, y, *mask = batch
         key = jax.random.fold_in(key, state.step)
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-        (loss, (carries, metrics)), grads = grad_fn(state.params, state.carries, x, y, key, state.step)
+        (loss, (carries, metrics)), grads = grad_fn(state.params, state.carries, x, y, key, state.step, *mask)
         ok = faults.all_finite(loss, grads)
         if skip:  # apply_if_finite looks at the gradients only: a non-finite loss makes them NaN too
             grads = faults.poison_unless(ok, grads)
@@ -82,34 +86,52 @@ def make_train_step(model, tx, cfg):
 # recorders and the step vmapped over seeds, so both write identical run directories.
 @dataclasses.dataclass
 class Setup:
-    """What every run of one configuration shares, whatever its train.seed: data, model, optimizer."""
-    corpus: Any  # data.Corpus
+    """What every run of one configuration shares, whatever its train.seed: data, its kind (the seam),
+    model, train windows, optimizer; the eval windows of each split are made once, on first use."""
+    corpus: Any  # data.Corpus (tokens), data.music.FrameCorpus, ...
+    kind: Kind
     model: Any  # model.LanguageModel
-    x_tr: np.ndarray  # [W, B, T] train windows (inputs)
-    y_tr: np.ndarray  # [W, B, T] targets
-    steps_per_epoch: int  # W
+    train: TrainWindows
     total_steps: int
     tx: optax.GradientTransformation
     lr_fn: optax.Schedule
-    eval_fn: Callable
+    eval_fn: Callable | None = None
+    eval_data: dict = dataclasses.field(default_factory=dict)  # split -> (x, y, mask[, reset])
+
+    @property
+    def steps_per_epoch(self) -> int:  # W
+        return self.train.steps_per_epoch
+
+    @property
+    def x_tr(self) -> np.ndarray:  # [W, B, T(, K)] train inputs
+        return self.train.x
+
+    @property
+    def y_tr(self) -> np.ndarray:  # [W, B, T(, K)] targets
+        return self.train.y
+
+    def evaluate(self, cfg, params, split: str) -> dict:
+        """Teacher-forced metrics of ``params`` on the whole split (``kind.split_metrics``)."""
+        if split not in self.eval_data:
+            self.eval_data[split] = self.kind.eval_windows(self.corpus, cfg, split)
+        windows = self.eval_data[split]
+        if self.eval_fn is None:
+            self.eval_fn = make_eval_fn(self.model, resets=len(windows) > 3)
+        return self.kind.split_metrics(window_sums(self.model, params, windows, cfg, self.eval_fn), self.corpus)
 
 
 def prepare(cfg) -> Setup:
     """Load the corpus, build the model, the train windows and the optimizer (no run directory)."""
     corpus = load_corpus(cfg.data)
-    model = build_model(cfg, corpus.vocab.size)
-    B, T = cfg.train.batch_size, cfg.train.bptt
-    n = len(corpus.train)
-    if n < B * (T + 1):  # not one [B, T] window (data.train_windows)
-        raise RnnlabError(f"train.batch_size={B} and train.bptt={T} are too large for the train split ({n} tokens); "
-                          f"need batch_size * (bptt + 1) <= {n}")
-    x_tr, y_tr = train_windows(corpus.train, B, T)
-    W = x_tr.shape[0]
+    kind = get_kind(corpus)
+    model = build_model(cfg, kind.model_io(corpus))
+    windows = kind.train_windows(corpus, cfg)
+    W = windows.steps_per_epoch
     total_steps = cfg.train.epochs * W
     if cfg.train.max_steps:
         total_steps = min(total_steps, cfg.train.max_steps)
     tx, lr_fn = make_optimizer(cfg, W)
-    return Setup(corpus, model, x_tr, y_tr, W, total_steps, tx, lr_fn, make_eval_fn(model))
+    return Setup(corpus, kind, model, windows, total_steps, tx, lr_fn)
 
 
 
@@ -123,16 +145,18 @@ def _slice(tree, i):
 
 def train_loop(cfg, setup: Setup, recorders: list, state: TrainState, step_fn, key, *, step: int,
                fresh_carries: Callable, batched: bool = False):
-    """Run ``step_fn(state, (x, y), key)`` from ``step`` to ``setup.total_steps``, logging train
+    """Run ``step_fn(state, batch, key)`` from ``step`` to ``setup.total_steps``, logging train
     metrics, validating and checkpointing through the recorders. One run: ``batched=False`` and one
     recorder. Several runs in one program (seeds vmapped): every leaf of ``state``, the metrics and
     ``key`` has a leading axis, run i's slice goes to ``recorders[i]``. ``fresh_carries()`` gives the
-    zero carries each epoch starts from. Returns (state, step)."""
+    zero carries a window with ``reset`` starts from (each epoch's first window for streams, each
+    group of padded sequences). The windows of an epoch come in ``setup.train.order(data.seed,
+    epoch)``. Returns (state, step)."""
     part = _slice if batched else _whole
-    B, T = cfg.train.batch_size, cfg.train.bptt
+    windows = setup.train
     W, total_steps = setup.steps_per_epoch, setup.total_steps
-    x_tr, y_tr = setup.x_tr, setup.y_tr
     first_step = step
+    order = None
     accs = [r.meta["acc"] for r in recorders]
     acc = None
     if accs[0] is not None:
@@ -143,24 +167,29 @@ def train_loop(cfg, setup: Setup, recorders: list, state: TrainState, step_fn, k
     tokens_window = 0
     guard = faults.NonFiniteGuard(step, len(recorders))  # non-finite steps, checked at each boundary below
     while step < total_steps:
-        w = step % W
-        if w == 0:
+        if order is None or step % W == 0:
+            order = windows.order(int(cfg.data.seed), step // W)
+        w = int(order[step % W])
+        if windows.reset[w]:
             state = state.replace(carries=fresh_carries())
         t0 = time.perf_counter()
-        state, m = step_fn(state, (x_tr[w], y_tr[w]), key)
+        state, m = step_fn(state, windows.batch(w), key)
         faults.kill_point("step")
         guard.add(m.get("nonfinite"))
         if step == first_step:  # first step of this process: compile time
             jax.block_until_ready(state.params)
             for r in recorders:
                 r.meta["compile_s"] = time.perf_counter() - t0
+                r.logger.status("")  # the progress bar said "compiling" until now
             t_window = time.perf_counter()
         else:
-            tokens_window += B * T
+            tokens_window += windows.targets(w)
         acc = m if acc is None else jax.tree_util.tree_map(jnp.add, acc, m)
         step += 1
         epoch_end = step % W == 0 or step == total_steps
+        preempt = faults.preempted(step, total_steps)  # a SIGTERM arrived: checkpoint now, then stop (faults.py)
         do_eval, do_save = epoch_end or (ev_every and step % ev_every == 0), epoch_end or (ck_every and step % ck_every == 0)
+        do_save = do_save or preempt
         if (step % log_every == 0 or do_eval or do_save) and faults.check_runs(guard, recorders, state.opt_state,
                                                                                 cfg, step):
             break  # every run diverged (nothing after the bad step was logged or saved)
@@ -185,6 +214,8 @@ def train_loop(cfg, setup: Setup, recorders: list, state: TrainState, step_fn, k
                     r.save(step, part(state, i), None if a is None else {k: float(v) for k, v in part(a, i).items()},
                            improved[i])
             t_window += time.perf_counter() - t_pause
+        if preempt:
+            faults.stop_preempted(recorders, step)
     return state, step
 
 
@@ -197,20 +228,26 @@ def train_and_evaluate(cfg, workdir, *, run_name: str | None = None, config_file
     check_workdir_config(workdir, cfg, write=False)
     done = finished_summary(workdir)
     if done is not None:
+        complete_wandb_mirror(cfg, workdir, run_name=run_name or workdir.name)  # W&B lacks nothing of it
         return done
     faults.raise_if_diverged(workdir)  # a diverged run stays diverged (same config, same numbers)
     faults.install_from_env()
+    lock = claim_run_dir(workdir)  # one process per run directory: a second one gets one line (rundir.py)
     try:
-        return _train_and_evaluate(cfg, workdir, run_name=run_name, config_file=config_file)
+        with faults.preemptible():  # SIGTERM: checkpoint at the next step boundary, exit 143 (faults.py)
+            return _train_and_evaluate(cfg, workdir, run_name=run_name, config_file=config_file)
     except OSError as e:  # a full disk or a permission problem while writing the run directory: one line
         raise RnnlabError(faults.io_error_message(e, f"could not write to run directory {workdir}") +
                           "; files written before are intact; fix the cause and re-run the same command "
                           "to resume from the last checkpoint") from None
+    finally:
+        lock.release()
 
 
 def _train_and_evaluate(cfg, workdir: Path, *, run_name: str | None, config_file: str) -> dict:
     t_start = time.perf_counter()
     setup = prepare(cfg)
+    preflight(cfg, setup.corpus)  # eval streams, prompts, eval.reference: checked before anything is written
     start_run_dir(workdir, cfg, setup)
     keys = split_keys(cfg.train.seed)
     state = create_train_state(cfg, setup.model, setup.tx, keys["init"])
