@@ -2,7 +2,6 @@
 ../shared/data/README.md, next-frame windows, and every bad-file error on tiny .mat files."""
 from __future__ import annotations
 
-import os
 import shutil
 import types
 from pathlib import Path
@@ -15,24 +14,12 @@ from rnnlab import RnnlabError, data
 from rnnlab.config import base_config, validate
 from rnnlab.data.music import MUSIC_SETS
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from _offline import folder_with, no_download  # noqa: F401  (autouse: nothing downloads)
 
 
 @pytest.fixture(scope="module")
-def music_dir() -> Path:
-    path = Path(os.environ.get("RNNLAB_DATA_DIR") or SHARED)
-    if not (path / "music" / "JSB_Chorales.mat").is_file():
-        pytest.skip(f"no music files under {path}")
-    return path
-
-
-@pytest.fixture(autouse=True)
-def no_download(monkeypatch, tmp_path):
-    def fail(url, dest):
-        raise OSError(f"tests never download ({url})")
-
-    monkeypatch.setattr(data.files, "_fetch", fail)
-    monkeypatch.setenv("RNNLAB_CACHE_DIR", str(tmp_path / "cache"))
+def music_dir(data_dir) -> Path:
+    return folder_with(data_dir, "music/JSB_Chorales.mat")
 
 
 def _stats(pieces):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import os
 import re
 import shutil
 import types
@@ -19,16 +18,7 @@ from rnnlab import RnnlabError, data
 from rnnlab.config import base_config, validate
 from rnnlab.data import pairs as pairs_mod
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-@pytest.fixture(autouse=True)
-def no_download(monkeypatch, tmp_path):
-    def fail(url, dest):
-        raise OSError(f"tests never download ({url})")
-
-    monkeypatch.setattr(data.files, "_fetch", fail)
-    monkeypatch.setenv("RNNLAB_CACHE_DIR", str(tmp_path / "cache"))
+from _offline import folder_with, no_download  # noqa: F401  (autouse: nothing downloads)
 
 
 def cfg(name, seed=5, **task):
@@ -172,11 +162,8 @@ def test_detokenize():
 
 
 @pytest.fixture(scope="module")
-def fra_dir() -> Path:
-    path = Path(os.environ.get("RNNLAB_DATA_DIR") or SHARED)
-    if not (path / "fra_eng" / "fra.txt").is_file():
-        pytest.skip(f"no fra_eng/fra.txt under {path}")
-    return path
+def fra_dir(data_dir) -> Path:
+    return folder_with(data_dir, "fra_eng/fra.txt")
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import RnnlabError
 from .files import locate
-from .padded import Windows, padded_windows
+from .padded import SequenceSplits, Windows, padded_windows
 
 NUM_KEYS = 88  # K: piano keys A0..C8 (MIDI 21..108)
 SPLIT_KEYS = {"train": "traindata", "valid": "validdata", "test": "testdata"}
@@ -43,7 +43,7 @@ MUSIC_FILES = {name: {f"music/{stem}.mat": (f"{_TCN}/{stem}.mat", sha)} for name
 
 
 @dataclasses.dataclass
-class FrameCorpus:
+class FrameCorpus(SequenceSplits):
     """A corpus of binary frame sequences (piano rolls).
 
     train, valid, test: lists of pieces, each float32 [T_i, K] of 0 / 1 with T_i >= 2.
@@ -60,12 +60,6 @@ class FrameCorpus:
     level: str = "frame"
     num_features: int = NUM_KEYS
     vocab: None = None
-
-    def split(self, name: str) -> list[np.ndarray]:
-        """The pieces of split ``name`` (train, valid or test)."""
-        if name not in SPLIT_KEYS:
-            raise RnnlabError(f"split {name!r} is not valid; allowed: train, valid, test")
-        return getattr(self, name)
 
 
 def _pieces(cell, where: str) -> list[np.ndarray]:

@@ -41,6 +41,17 @@ class Windows(NamedTuple):
     reset: np.ndarray
 
 
+class SequenceSplits:
+    """Mixin of the records whose ``train``, ``valid``, ``test`` are lists of sequences (FrameCorpus,
+    TransductionCorpus, PairCorpus): ``split(name)``."""
+
+    def split(self, name: str) -> list:
+        """The sequences of split ``name`` (train, valid or test)."""
+        if name not in ("train", "valid", "test"):
+            raise RnnlabError(f"split {name!r} is not valid; allowed: train, valid, test")
+        return getattr(self, name)
+
+
 def _check_int(value, name: str) -> int:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
         raise RnnlabError(f"{name}={value!r} is not valid; it must be an integer >= 1")

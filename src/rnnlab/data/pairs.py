@@ -44,6 +44,7 @@ import numpy as np
 from .. import RnnlabError
 from .corpus import cfg_get
 from .files import locate, read_text
+from .padded import SequenceSplits
 from .text import SPLIT_FRACTIONS, split_sizes
 from .transduction import SPLITS, split_plan, task_settings
 from .vocab import EOS, UNK, Vocab
@@ -60,7 +61,7 @@ FRA_MEMBER = "fra-eng/fra.txt"
 
 
 @dataclasses.dataclass
-class PairCorpus:
+class PairCorpus(SequenceSplits):
     """Source-target pairs.
 
     train, valid, test: lists of (source ids [S_i] int32, target ids [T_i] int32), without <bos>/<eos>.
@@ -83,12 +84,6 @@ class PairCorpus:
     def vocab(self) -> Vocab:
         """The target vocab (what the model's output distribution ranges over)."""
         return self.tgt_vocab
-
-    def split(self, name: str) -> list[tuple[np.ndarray, np.ndarray]]:
-        """The pairs of split ``name`` (train, valid or test)."""
-        if name not in SPLITS:
-            raise RnnlabError(f"split {name!r} is not valid; allowed: train, valid, test")
-        return getattr(self, name)
 
 
 class PairBatches(NamedTuple):

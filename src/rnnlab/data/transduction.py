@@ -30,7 +30,7 @@ import numpy as np
 
 from .. import RnnlabError
 from .corpus import cfg_get
-from .padded import Windows, padded_windows
+from .padded import SequenceSplits, Windows, padded_windows
 
 SPLITS = ("train", "valid", "test")
 TRANSDUCTION_TASKS = ("running_parity", "running_count", "running_majority")
@@ -40,7 +40,7 @@ TASK_DEFAULTS = {"min_len": 1, "max_len": 20, "test_min_len": 21, "test_max_len"
 
 
 @dataclasses.dataclass
-class TransductionCorpus:
+class TransductionCorpus(SequenceSplits):
     """Sequences with one target per input step.
 
     train, valid, test: lists of (x [T_i] int32 in 0..input_size-1, y [T_i] int32 in 0..num_classes-1).
@@ -57,12 +57,6 @@ class TransductionCorpus:
     kind: str = "transduction"
     level: str = "token"
     vocab: None = None
-
-    def split(self, name: str) -> list[tuple[np.ndarray, np.ndarray]]:
-        """The (x, y) pairs of split ``name`` (train, valid or test)."""
-        if name not in SPLITS:
-            raise RnnlabError(f"split {name!r} is not valid; allowed: train, valid, test")
-        return getattr(self, name)
 
 
 def task_settings(cfg) -> dict:
