@@ -13,6 +13,8 @@ import pytest
 
 from rnnlab import RnnlabError, data
 
+from _offline import no_download  # noqa: F401  (autouse: any download fails, the cache is empty)
+
 REAL_FETCH = data.files._fetch  # saved before the autouse fixture replaces it
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -24,16 +26,6 @@ def corpora_dir() -> Path:
     if not (path / "ptb").is_dir():
         pytest.skip(f"no corpus folder at {path}")
     return path
-
-
-@pytest.fixture(autouse=True)
-def no_download(monkeypatch, tmp_path):
-    """Any download attempt fails, and the cache is a fresh empty folder."""
-    def fail(url, dest):
-        raise OSError(f"tests never download ({url})")
-
-    monkeypatch.setattr(data.files, "_fetch", fail)
-    monkeypatch.setenv("RNNLAB_CACHE_DIR", str(tmp_path / "cache"))
 
 
 def cfg(**kw):
