@@ -248,7 +248,7 @@ def test_train_step_traces_eps_once():
 def test_loss_fn_teacher_forcing_metrics():
     m, params, carries, x, y = tiny("lstm")
     c = base_config()
-    loss, (_, met) = make_loss_fn(m, c)(params, carries, x, y, jax.random.key(0), jnp.int32(0))
+    loss, (_, met) = make_loss_fn(m, c)(params, carries, (x, y), jax.random.key(0), jnp.int32(0))
     assert float(met["count"]) == x.size and float(met["eps"]) == 1.0
     assert float(met["nll_sum"]) / x.size == pytest.approx(float(loss), rel=1e-6)
 

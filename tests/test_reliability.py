@@ -42,8 +42,8 @@ def inject_nonfinite(monkeypatch, bad_steps, what="loss", when=None):
     def make_loss_fn(model, cfg):
         f = original(model, cfg)
 
-        def loss_fn(params, carries, x, y, key, step):
-            loss, aux = f(params, carries, x, y, key, step)
+        def loss_fn(params, carries, batch, key, step):
+            loss, aux = f(params, carries, batch, key, step)
             hit = jnp.any(step == bad)
             if when is not None:
                 hit = hit & when(params, cfg)

@@ -217,12 +217,19 @@ def sampled_loss_one_pass(model, params, carries, x, y, key, eps, fb: Feedback, 
     return loss, (carries, metrics)
 
 
+def _xy_mask(batch):
+    """(x, y) or (x, y, mask) -> x, y, mask (None for streams)."""
+    x, y, *mask = batch
+    return x, y, (mask[0] if mask else None)
+
+
 def make_loss_fn(model, cfg):
-    """``loss_fn(params, carries, x, y, key, step, mask=None) -> (mean NLL, (carries, metrics))``: x, y
-    [B, T] tokens or [B, T, K] frames, mask [B, T] (padded sequences) or None (streams)."""
+    """``loss_fn(params, carries, batch, key, step) -> (mean NLL, (carries, metrics))``: batch = (x, y) or
+    (x, y, mask): x, y [B, T] tokens or [B, T, K] frames, mask [B, T] (padded sequences; streams have none)."""
     mode = cfg.train.mode
     if mode == "teacher_forcing":
-        def loss_fn(params, carries, x, y, key, step, mask=None):
+        def loss_fn(params, carries, batch, key, step):
+            x, y, mask = _xy_mask(batch)
             return teacher_forcing_loss(model, params, carries, x, y, key, mask)
 
         return loss_fn
@@ -232,7 +239,8 @@ def make_loss_fn(model, cfg):
     fb = feedback_options(cfg)
     warm = int(cfg.train.schedule.warmup_steps) > 0
 
-    def loss_fn(params, carries, x, y, key, step, mask=None):
+    def loss_fn(params, carries, batch, key, step):
+        x, y, mask = _xy_mask(batch)
         eps = eps_fn(step)
 
         def tf(ops):

@@ -9,6 +9,7 @@ key is ``fold_in(purpose_key, state.step)``, so a resumed run draws the same num
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -46,8 +47,11 @@ class TrainState:
 def create_train_state(cfg, model, tx, key) -> TrainState:
     B, T = cfg.train.batch_size, cfg.train.bptt
     carries = model_carries(cfg, B)
-    inputs = jnp.zeros((B, T, model.num_features), jnp.float32) if model.frames else jnp.zeros((B, T), jnp.int32)
-    params = model.init(key, inputs, carries)["params"]
+    if hasattr(model, "init_params"):  # models with their own inputs (e.g. an encoder-decoder)
+        params = model.init_params(key, cfg)
+    else:
+        inputs = jnp.zeros((B, T, model.num_features), jnp.float32) if model.frames else jnp.zeros((B, T), jnp.int32)
+        params = model.init(key, inputs, carries)["params"]
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), carries=carries)
 
 
@@ -56,14 +60,13 @@ def make_train_step(model, tx, cfg):
     [B, T, K] frames), mask [B, T] for padded sequences (``kinds.TrainWindows.batch``). Not jitted here,
     so callers can jit it, vmap it over seeds, or both. ``metrics["nonfinite"]`` is 1.0 when the loss or
     a gradient is not finite; with ``train.skip_nonfinite`` that update is skipped (faults.py)."""
-    loss_fn = make_loss_fn(model, cfg)
+    loss_fn = (getattr(model, "make_loss_fn", None) or partial(make_loss_fn, model))(cfg)
     skip = bool(cfg.train.get("skip_nonfinite", False))
 
     def train_step(state: TrainState, batch, key):
-        x, y, *mask = batch
         key = jax.random.fold_in(key, state.step)
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-        (loss, (carries, metrics)), grads = grad_fn(state.params, state.carries, x, y, key, state.step, *mask)
+        (loss, (carries, metrics)), grads = grad_fn(state.params, state.carries, batch, key, state.step)
         ok = faults.all_finite(loss, grads)
         if skip:  # apply_if_finite looks at the gradients only: a non-finite loss makes them NaN too
             grads = faults.poison_unless(ok, grads)
@@ -124,7 +127,7 @@ def prepare(cfg) -> Setup:
     """Load the corpus, build the model, the train windows and the optimizer (no run directory)."""
     corpus = load_corpus(cfg.data)
     kind = get_kind(corpus)
-    model = build_model(cfg, kind.model_io(corpus))
+    model = (kind.make_model or build_model)(cfg, kind.model_io(corpus))
     windows = kind.train_windows(corpus, cfg)
     W = windows.steps_per_epoch
     total_steps = cfg.train.epochs * W

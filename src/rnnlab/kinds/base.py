@@ -10,6 +10,8 @@ A kind is a NamedTuple of pure functions (DESIGN.md, "The seam"); ``train.py``, 
     summary(metrics, corpus) -> dict          # {split: metrics} -> the kind's summary.json keys
     selection: str                            # the validation metric that picks the best checkpoint: ppl | nll
     final_splits: tuple                       # splits evaluated at the end (("train",) + valid, test for frames)
+    make_model: (cfg, io) -> model            # default model.build_model; a model may bring its own loss
+                                              # (``model.make_loss_fn(cfg)``) and init (``model.init_params(key, cfg)``)
 """
 from __future__ import annotations
 
@@ -59,3 +61,4 @@ class Kind(NamedTuple):
     summary: Callable
     selection: str
     final_splits: tuple = ("valid", "test")  # the splits evaluated at the end of a run (summary.json)
+    make_model: Callable | None = None  # (cfg, io) -> model; None = model.build_model (the recurrent model)
