@@ -13,7 +13,7 @@ import ml_collections
 
 from . import RnnlabError
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 TRAIN_MODES = ("teacher_forcing", "scheduled_sampling", "always_sampling", "soft_sampling")
 SCHEDULES = ("constant", "linear", "exponential", "inverse_sigmoid")
 INITS = ("uniform", "pytorch")
@@ -36,6 +36,8 @@ def base_config() -> ml_collections.ConfigDict:
     m.forget_bias = 1.0  # LSTM initial forget-gate bias (Jozefowicz et al. 2015); Zaremba's code used 0
     m.unroll = 1  # lax.scan unroll factor of the recurrence (speed only, same numbers)
     m.matmul_dtype = "float32"  # float32 | bfloat16 operands for the matmuls (fp32 accumulation, fp32 carries)
+    m.frame_projection = True  # frame data: a dense input layer K -> E before layer 0; False = frames feed layer 0
+    #   directly (its input matrix is the input layer, as in Chung et al. 2014)
 
     c.data = d = ml_collections.ConfigDict()
     d.name = "ptb"  # ptb | ptb_char | tinyshakespeare | timemachine | text | reber | oracle
@@ -75,13 +77,17 @@ def base_config() -> ml_collections.ConfigDict:
     t.bptt = 20  # T: window length of truncated backprop; the carry passes across windows
     t.epochs = 13  # passes over the train split
     t.max_steps = 0  # cap on optimizer steps for short runs; 0 = no cap
-    t.optimizer = "sgd"  # sgd | adam | adamw
+    t.optimizer = "sgd"  # sgd | adam | adamw | rmsprop (optax.rmsprop: decay 0.9, eps 1e-8, as Chung et al. 2014)
     t.lr = 1.0  # peak learning rate (per-token mean loss; Zaremba's summed-over-time lr 1 = lr bptt here)
     t.lr_hold_epochs = 4  # keep lr for this many epochs, then multiply by lr_decay each epoch
     t.lr_decay = 0.5  # per-epoch multiplier after the hold (1.0 = constant)
     t.warmup_steps = 0  # linear lr warm-up steps (0 = none)
     t.clip_norm = 5.0  # global-norm gradient clipping (0 = off)
     t.weight_decay = 0.0  # decoupled weight decay (adamw only)
+    t.weight_noise = 0.0  # std of Gaussian noise added to every parameter for each forward/backward pass, the update
+    #   applied to the noise-free parameters (Graves 2011; Chung et al. 2014: 0.075); 0 = off
+    t.early_stop_patience = 0  # stop after this many validations without improvement and evaluate the best
+    #   checkpoint on test (Chung et al. 2014); 0 = off (train all epochs, evaluate the last parameters)
     t.mode = "teacher_forcing"  # teacher_forcing | scheduled_sampling | always_sampling | soft_sampling
     # what the sampled modes feed back (forcing.py): eps = probability of the gold token, per step i
     t.schedule = sc = ml_collections.ConfigDict()

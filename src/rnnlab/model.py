@@ -59,10 +59,19 @@ class LanguageModel(nn.Module):
     num_features: int = 0  # K > 0: the inputs are frames [..., K] (dense input projection), not token ids
     num_outputs: int = 0  # N: readout width; 0 = the input's width (V, or K)
     head: str = "categorical"  # categorical | bernoulli (heads.py): what the N logits mean
+    frame_projection: bool = True  # frames: a dense input layer K -> E first; False = the frames feed the first
+    #   recurrent layer directly (its input matrix is the input layer: Chung et al. 2014's model), E = K
 
     @property
     def frames(self) -> bool:
         return self.num_features > 0
+
+    @property
+    def input_width(self) -> int:
+        """E, the width of what the first recurrent layer reads."""
+        if self.frames and not self.frame_projection:
+            return self.num_features
+        return self.embed_size or self.hidden_size
 
     @property
     def out_size(self) -> int:
@@ -78,7 +87,7 @@ class LanguageModel(nn.Module):
         return get_cell(self.cell, forget_bias=self.forget_bias)
 
     def setup(self):
-        E = self.embed_size or self.hidden_size
+        E = self.input_width
         if self.tie_weights and (self.frames or self.out_size != self.vocab_size):
             raise RnnlabError("model.tie_weights=True needs token inputs and outputs of the same vocabulary; "
                               "set tie_weights=False")
@@ -90,8 +99,10 @@ class LanguageModel(nn.Module):
         scale = self.init_scale if self.init_scheme == "uniform" else 0.1
         cell_scale = self.init_scale if self.init_scheme == "uniform" else None
         cell = self.cell_fns
-        if self.frames:
+        if self.frames and self.frame_projection:
             self.input_proj = nn.Dense(E, kernel_init=_uniform(scale), bias_init=_uniform(scale))
+        elif self.frames:
+            pass  # frames feed layer 0 directly (input_width = K)
         else:
             self.embedding = nn.Embed(self.vocab_size, E, embedding_init=_uniform(scale))
         self.layers = [
@@ -116,7 +127,11 @@ class LanguageModel(nn.Module):
 
     def embed(self, inputs, *, train: bool = False):
         """tokens [...] int or frames [..., K] -> input vectors [..., E], with dropout when training."""
-        e = self.input_proj(inputs.astype(jnp.float32)) if self.frames else self.embedding(inputs)
+        if self.frames:
+            e = inputs.astype(jnp.float32)
+            e = self.input_proj(e) if self.frame_projection else e
+        else:
+            e = self.embedding(inputs)
         return self.drop(e, deterministic=not train)
 
     def embed_soft(self, probs):
@@ -125,7 +140,10 @@ class LanguageModel(nn.Module):
         return embed_soft(self.input_parts(), probs)
 
     def input_parts(self) -> dict:
-        """The input side as plain arrays: ``table`` [V, E] (tokens) or ``w_in`` [K, E], ``b_in`` [E] (frames)."""
+        """The input side as plain arrays: ``table`` [V, E] (tokens) or ``w_in`` [K, E], ``b_in`` [E] (frames;
+        nothing when the frames feed layer 0 directly)."""
+        if self.frames and not self.frame_projection:
+            return {}
         if self.frames:
             dense = self.input_proj.variables["params"]
             return {"w_in": dense["kernel"], "b_in": dense["bias"]}
@@ -155,7 +173,7 @@ class LanguageModel(nn.Module):
         shapes as ``__call__`` draws them, so with the same 'dropout' rng both paths drop the same
         units (eps = 1 then gives the teacher-forcing loss to rounding). Without dropout they are ones.
         """
-        E = self.embed_size or self.hidden_size
+        E = self.input_width
         H = self.hidden_size
         drop = lambda shape: self.drop(jnp.ones(shape, jnp.float32), deterministic=not train)
         mask_embed = drop((T, B, E))
@@ -188,6 +206,8 @@ def embed_hard(parts: dict, x):
     [B, K] -> ``x @ w_in + b_in``; [B, E]."""
     if "table" in parts:
         return jnp.take(parts["table"], x, axis=0)
+    if "w_in" not in parts:  # frames fed directly
+        return x.astype(jnp.float32)
     return add_bias(jnp.matmul(x.astype(jnp.float32), parts["w_in"]), parts["b_in"])
 
 
@@ -196,6 +216,8 @@ def embed_soft(parts: dict, probs):
     probabilities [..., K] through the frame projection (the expected frame's input); [..., E]."""
     if "table" in parts:
         return probs @ parts["table"]
+    if "w_in" not in parts:  # frames fed directly: the expected frame itself
+        return probs
     return add_bias(jnp.matmul(probs, parts["w_in"]), parts["b_in"])
 
 
@@ -220,6 +242,7 @@ def build_model(cfg, io) -> LanguageModel:
         **io, cell=m.cell, hidden_size=m.hidden_size, num_layers=m.num_layers,
         embed_size=m.embed_size, dropout=m.dropout, tie_weights=m.tie_weights, init_scheme=m.init,
         init_scale=m.init_scale, forget_bias=m.forget_bias, unroll=m.unroll, matmul_dtype=m.matmul_dtype,
+        **({"frame_projection": bool(m.frame_projection)} if "frame_projection" in m else {}),
     )
 
 

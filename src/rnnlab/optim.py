@@ -32,6 +32,7 @@ def make_optimizer(cfg, steps_per_epoch: int):
         "sgd": lambda: optax.sgd(sched),
         "adam": lambda: optax.adam(sched),
         "adamw": lambda: optax.adamw(sched, weight_decay=t.weight_decay),
+        "rmsprop": lambda: optax.rmsprop(sched, decay=0.9, eps=1e-8),
     }[t.optimizer]()
     parts = [optax.clip_by_global_norm(t.clip_norm)] if t.clip_norm > 0 else []
     tx = optax.chain(*parts, opt)

@@ -85,12 +85,29 @@ class RunRecorder:
         improved = v[sel] < self.meta[best]
         if improved:
             self.meta[best] = v[sel]
+        self.meta["since_best"] = 0 if improved else self.meta.get("since_best", 0) + 1
+        if self.stopped:
+            self.meta["stopped_step"] = step
         self.meta["history"].append({"step": step, "epoch": epoch, f"val_{sel}": v[sel]})
         rec = {"epoch": epoch, "val/loss": v["loss"], f"val/{sel}": v[sel], f"val/best_{sel}": self.meta[best],
                "wall_s": self.wall()}  # seconds since the run began (plots)
         rec.update({f"val/{k}": x for k, x in v.items() if k not in ("nll_sum", "count", "loss", sel)})
         self.logger.log(step, rec)
         return improved
+
+    @property
+    def stopped(self) -> bool:
+        """Early stopping (``train.early_stop_patience`` > 0): that many validations in a row without
+        improvement; the loop trains this run no further."""
+        patience = int(self.cfg.train.get("early_stop_patience", 0))
+        return patience > 0 and self.meta.get("since_best", 0) >= patience
+
+    def best_params(self):
+        """The parameters of the best checkpoint (by validation), for the final evaluation with early stopping."""
+        from .runs import find_checkpoint, restore_params
+
+        which, step = find_checkpoint(self.workdir, "best")
+        return jax.tree_util.tree_map(jnp.asarray, restore_params(self.workdir, which, step)), step
 
     def save(self, step: int, state, acc: dict | None, best: bool) -> None:
         """Checkpoint ``state`` (this run's, unbatched) with the host loop state."""
@@ -118,6 +135,10 @@ class RunRecorder:
         faults.kill_point("final")  # fault injection (faults.py)
         s, cfg, meta, sel = self.setup, self.cfg, self.meta, self.sel
         level = s.corpus.level
+        best_step = None
+        if int(cfg.train.get("early_stop_patience", 0)) > 0:  # the best checkpoint is the one evaluated
+            params, best_step = self.best_params()
+            step = meta.get("stopped_step", step)
         metrics = {split: s.evaluate(cfg, params, split) for split in s.kind.final_splits}
         val, test = metrics["valid"], metrics["test"]
         env = environment()
@@ -132,6 +153,9 @@ class RunRecorder:
             "compile_s": meta["compile_s"], "wall_s": self.wall(),
             "params_sha256": params_sha256(params), "val_history": meta["history"], **env,
         }
+        if best_step is not None:
+            summary["evaluated_step"] = best_step  # early stopping: the best checkpoint's step
+            summary["early_stopped"] = "stopped_step" in meta
         if cfg.train.get("skip_nonfinite", False):
             summary["skipped_steps"] = int(meta.get("skipped", 0))
         for k, v in s.corpus.meta.items():  # the corpus' facts; its "seed" (data.seed) must not hide train.seed

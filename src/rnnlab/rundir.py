@@ -23,7 +23,7 @@ import numpy as np
 import optax
 
 from . import RnnlabError, faults
-from .config import to_dict
+from .config import base_config, to_dict
 from .tracking import write_json
 
 
@@ -64,13 +64,27 @@ RUN_NEUTRAL = {("train", "progress"), ("data", "dir"), ("wandb", "mode"), ("wand
                ("wandb", "group"), ("wandb", "name"), ("wandb", "entity")}
 
 
+def _default(key: tuple):
+    """The base_config() value of a dotted key (a tuple of names), or '<missing>'."""
+    node = to_dict(base_config())
+    for name in key:
+        if not isinstance(node, dict) or name not in node:
+            return "<missing>"
+        node = node[name]
+    return node
+
+
 def _diff(a: dict, b: dict, prefix=()) -> list[str]:
+    """Fields that differ between configs a (the run's) and b; a field that a lacks (written before the
+    field existed) counts as its default, which is how the code that wrote it behaved."""
     out = []
     for k in sorted(set(a) | set(b)):
         key = prefix + (k,)
         if key in RUN_NEUTRAL:
             continue
         va, vb = a.get(k, "<missing>"), b.get(k, "<missing>")
+        if va == "<missing>" and vb == _default(key):
+            continue
         if isinstance(va, dict) and isinstance(vb, dict):
             out += _diff(va, vb, key)
         elif va != vb:
@@ -215,13 +229,20 @@ def drop_lock(path) -> None:
 
 
 class RunDirLock:
-    """This process trains ``workdir`` until ``release()`` (``<workdir>/.train.lock``)."""
+    """This process trains ``workdir`` until ``release()`` (``<workdir>/.train.lock``). A folder that
+    the claim created and that is still empty when released (the run was refused before it wrote
+    anything) is removed."""
 
-    def __init__(self, workdir):
-        self.path = Path(workdir) / LOCK_FILE
+    def __init__(self, workdir, created: bool = False):
+        self.path, self.created = Path(workdir) / LOCK_FILE, created
 
     def release(self) -> None:
         drop_lock(self.path)
+        if self.created:
+            try:
+                self.path.parent.rmdir()  # only if empty
+            except OSError:
+                pass
 
 
 def claim_run_dir(workdir) -> RunDirLock:
@@ -229,14 +250,14 @@ def claim_run_dir(workdir) -> RunDirLock:
     gone is taken over), or raise one line naming the live process that holds it (or a sweep member's
     ``.sweep.lock``). Creates the folder."""
     workdir = Path(workdir)
-    sweep = lock_holder(workdir / ".sweep.lock")
-    if sweep is None:
+    path = workdir / ".sweep.lock"
+    holder = lock_holder(path)
+    created = not workdir.exists()
+    if holder is None:
         workdir.mkdir(parents=True, exist_ok=True)
-        holder = take_lock(workdir / LOCK_FILE)
-    else:
-        holder = sweep
+        path = workdir / LOCK_FILE
+        holder = take_lock(path)
     if holder:
         raise RnnlabError(f"workdir {workdir} is being trained by another process ({holder}); wait for it to end "
-                          f"(re-running then resumes or reports it), or remove {workdir / LOCK_FILE} if that "
-                          f"process is gone")
-    return RunDirLock(workdir)
+                          f"(re-running then resumes or reports it), or remove {path} if that process is gone")
+    return RunDirLock(workdir, created)

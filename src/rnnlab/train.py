@@ -55,6 +55,16 @@ def create_train_state(cfg, model, tx, key) -> TrainState:
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), carries=carries)
 
 
+def add_weight_noise(params, key, std: float):
+    """params + N(0, std^2) noise on every parameter (Graves 2011), drawn from ``fold_in(key, 2)``
+    (the step's key: a resumed run draws the same noise); the gradient taken at these parameters
+    updates the noise-free ones."""
+    leaves, tree = jax.tree_util.tree_flatten(params)
+    keys = jax.random.split(jax.random.fold_in(key, 2), len(leaves))
+    noisy = [p + std * jax.random.normal(k, p.shape, p.dtype) for p, k in zip(leaves, keys)]
+    return jax.tree_util.tree_unflatten(tree, noisy)
+
+
 def make_train_step(model, tx, cfg):
     """The pure step: fn(state, batch=(x, y[, mask]), key) -> (state, metrics): x, y [B, T] tokens (or
     [B, T, K] frames), mask [B, T] for padded sequences (``kinds.TrainWindows.batch``). Not jitted here,
@@ -62,11 +72,13 @@ def make_train_step(model, tx, cfg):
     a gradient is not finite; with ``train.skip_nonfinite`` that update is skipped (faults.py)."""
     loss_fn = (getattr(model, "make_loss_fn", None) or partial(make_loss_fn, model))(cfg)
     skip = bool(cfg.train.get("skip_nonfinite", False))
+    noise = float(cfg.train.get("weight_noise", 0.0))
 
     def train_step(state: TrainState, batch, key):
         key = jax.random.fold_in(key, state.step)
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-        (loss, (carries, metrics)), grads = grad_fn(state.params, state.carries, batch, key, state.step)
+        params_used = add_weight_noise(state.params, key, noise) if noise else state.params
+        (loss, (carries, metrics)), grads = grad_fn(params_used, state.carries, batch, key, state.step)
         ok = faults.all_finite(loss, grads)
         if skip:  # apply_if_finite looks at the gradients only: a non-finite loss makes them NaN too
             grads = faults.poison_unless(ok, grads)
@@ -169,7 +181,7 @@ def train_loop(cfg, setup: Setup, recorders: list, state: TrainState, step_fn, k
     t_window = time.perf_counter()
     tokens_window = 0
     guard = faults.NonFiniteGuard(step, len(recorders))  # non-finite steps, checked at each boundary below
-    while step < total_steps:
+    while step < total_steps and not all(r.stopped for r in recorders):
         if order is None or step % W == 0:
             order = windows.order(int(cfg.data.seed), step // W)
         w = int(order[step % W])
@@ -196,7 +208,7 @@ def train_loop(cfg, setup: Setup, recorders: list, state: TrainState, step_fn, k
         if (step % log_every == 0 or do_eval or do_save) and faults.check_runs(guard, recorders, state.opt_state,
                                                                                 cfg, step):
             break  # every run diverged (nothing after the bad step was logged or saved)
-        live = [r.diverged is None for r in recorders]
+        live = [r.diverged is None and not r.stopped for r in recorders]  # stopped: early stopping
         if step % log_every == 0 or step == total_steps:
             a = jax.device_get(acc)
             now = time.perf_counter()
@@ -219,6 +231,8 @@ def train_loop(cfg, setup: Setup, recorders: list, state: TrainState, step_fn, k
             t_window += time.perf_counter() - t_pause
         if preempt:
             faults.stop_preempted(recorders, step)
+        if all(r.stopped or r.diverged is not None for r in recorders) and any(r.stopped for r in recorders):
+            break  # early stopping: no run has patience left (each is evaluated at its best checkpoint)
     return state, step
 
 
