@@ -173,7 +173,8 @@ def parse_flags(argv=None):
 
 
 def main_wrapper(fn):
-    """Run ``fn()``; RnnlabError and KeyboardInterrupt become one line and a non-zero exit."""
+    """Run ``fn()``; RnnlabError, KeyboardInterrupt and a SIGTERM (``faults.Preempted``: exit 143)
+    become one line and a non-zero exit."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         return fn()
@@ -181,6 +182,14 @@ def main_wrapper(fn):
         die(str(e))
     except KeyboardInterrupt:
         die("interrupted; re-run the same command to resume from the last checkpoint", 130)
+    except SystemExit:
+        raise
+    except BaseException as e:
+        from .faults import PREEMPT_EXIT, Preempted
+
+        if isinstance(e, Preempted):
+            die(str(e), PREEMPT_EXIT)
+        raise
     except OSError as e:  # a file or folder the command could not read or write (full disk, permissions)
         from .faults import io_error_message
 

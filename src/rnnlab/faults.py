@@ -11,6 +11,12 @@
   ``train.max_skips_in_a_row`` skips in a row is a divergence too.
 * **Full disk / failed writes.** ``io_error_message`` turns an OSError or orbax/tensorstore's
   ``RESOURCE_EXHAUSTED ... No space left on device`` into one line.
+* **SIGTERM** (what schedulers send before they kill): inside ``preemptible()`` (train_and_evaluate)
+  the signal sets a flag that the loop reads at the next step boundary (``preempted``): it saves a
+  checkpoint there, writes ``summary.json`` with ``status: preempted`` and raises ``Preempted``,
+  which the CLI prints as one line with exit status 143 (128 + SIGTERM). Outside the step loop
+  (loading, restoring, compiling the first step, the final evaluation) nothing new needs saving, so
+  ``Preempted`` is raised at once. The same command resumes exactly.
 * **Kills.** Nothing here: checkpoints are written to a temporary folder and renamed (orbax), JSON
   files are written to a temporary file and renamed (``tracking.write_json``), and metrics.jsonl is
   cut back on resume to its length at the checkpoint (``truncate_file``), so a kill at any moment
@@ -18,15 +24,18 @@
 * **Fault injection** for tests and ``experiments/kill_resume.py``: ``RNNLAB_KILL_AT=point:n``
   makes the training process SIGKILL itself at the n-th time it passes ``point`` (``step``: after a
   train step is dispatched; ``eval``: inside a validation; ``save``: inside an orbax save, after the
-  data is written and before the temporary folder is renamed). Unset, ``kill_point`` is a dict
-  lookup.
+  data is written and before the temporary folder is renamed; ``final``: at the start of the final
+  evaluation, after the last checkpoint). ``point:n:TERM`` sends SIGTERM instead (a scheduler's
+  preemption). Unset, ``kill_point`` is a dict lookup.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import signal
+import threading
 from pathlib import Path
 
 import jax
@@ -231,29 +240,31 @@ def truncate_file(path, size) -> None:
 
 # ----------------------------------------------------------------------------- fault injection
 KILL_ENV = "RNNLAB_KILL_AT"
-POINTS = ("step", "eval", "save")
+POINTS = ("step", "eval", "save", "final")
+SIGNALS = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM}
 _counts: dict[str, int] = {}
-_target: tuple[str, int] | None = None
+_target: tuple[str, int, int] | None = None
 _installed = False
 
 
-def _parse(spec: str) -> tuple[str, int] | None:
+def _parse(spec: str) -> tuple[str, int, int] | None:
+    """'point:n[:KILL|TERM]' -> (point, n, signal number)."""
     if not spec:
         return None
-    point, _, n = spec.partition(":")
-    if point not in POINTS or not n.isdigit() or int(n) < 1:
-        raise RnnlabError(f"{KILL_ENV}={spec!r} is not valid; use POINT:N with POINT one of {', '.join(POINTS)} "
-                          f"and N >= 1")
-    return point, int(n)
+    point, n, sig = (spec.split(":") + ["KILL"])[:3] if spec.count(":") <= 2 else ("", "", "")
+    if point not in POINTS or not n.isdigit() or int(n) < 1 or sig not in SIGNALS:
+        raise RnnlabError(f"{KILL_ENV}={spec!r} is not valid; use POINT:N[:TERM] with POINT one of "
+                          f"{', '.join(POINTS)} and N >= 1")
+    return point, int(n), SIGNALS[sig]
 
 
 def kill_point(name: str) -> None:
-    """SIGKILL this process at the n-th pass through ``name`` when ``RNNLAB_KILL_AT=name:n``."""
+    """SIGKILL (or SIGTERM) this process at the n-th pass through ``name`` when ``RNNLAB_KILL_AT=name:n``."""
     if _target is None or _target[0] != name:
         return
     _counts[name] = _counts.get(name, 0) + 1
     if _counts[name] == _target[1]:
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), _target[2])
 
 
 def install_from_env() -> None:
@@ -276,3 +287,84 @@ def install_from_env() -> None:
         return await original(self, *args, **kwargs)
 
     atomicity.AtomicRenameTemporaryPath.finalize = finalize
+
+
+# ----------------------------------------------------------------------------- SIGTERM (preemption)
+PREEMPT_EXIT = 128 + signal.SIGTERM  # 143: the shell's status of a process ended by SIGTERM
+_sigterm = {"requested": False, "phase": None}  # phase: None (no handler), "setup", "loop", "final"
+
+
+class Preempted(BaseException):
+    """SIGTERM stopped the run. A BaseException (like KeyboardInterrupt), so that code catching
+    Exception (a sweep recording a failed member) lets it through; the CLI exits with 143."""
+
+    def __init__(self, message: str, step: int | None = None):
+        super().__init__(message)
+        self.step = step
+
+
+def _on_sigterm(signum, frame):
+    _sigterm["requested"] = True
+    if _sigterm["phase"] != "loop":  # nothing trained since the last checkpoint: stop now
+        what = "during the final evaluation (every step is checkpointed)" if _sigterm["phase"] == "final" else \
+            "before the first step of this process (nothing new to save)"
+        raise Preempted(f"stopped by SIGTERM {what}; re-run the same command to resume from the last checkpoint")
+
+
+@contextlib.contextmanager
+def preemptible():
+    """While inside, SIGTERM is turned into a checkpoint at the next step boundary and ``Preempted``
+    (see the module docstring); the previous handler comes back on exit. A no-op outside the main
+    thread (signals reach only the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    _sigterm.update(requested=False, phase="setup")
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        _sigterm.update(requested=False, phase=None)
+
+
+def preempted(step: int, total_steps: int) -> bool:
+    """Called by the loop after each step (``step`` updates done): True when a SIGTERM arrived and the
+    loop must checkpoint now and call ``stop_preempted``. After the last step, a later SIGTERM (in
+    the final evaluation) stops the process at once."""
+    if _sigterm["phase"] is None:
+        return False
+    _sigterm["phase"] = "final" if step >= total_steps else "loop"
+    return _sigterm["requested"]
+
+
+def stop_preempted(recorders, step: int) -> None:
+    """After the checkpoint of ``step``: summary.json of each run gets ``status: preempted`` (its step
+    and last checkpoint), then ``Preempted`` is raised."""
+    for r in recorders:
+        if r.diverged is None:
+            r.logger.summary({"status": "preempted", "signal": "SIGTERM", "step": step, "run_name": r.run_name,
+                              "last_checkpoint_step": r.ckpt.latest_complete_step()})
+    raise Preempted(f"stopped by SIGTERM at step {step}: checkpoint saved; re-run the same command to resume "
+                    f"exactly from it", step)
+
+
+# ----------------------------------------------------------------------------- durability
+def fsync_path(path, recursive: bool = True) -> None:
+    """fsync a file, or a folder (its entries, so a rename inside it is durable) and, with
+    ``recursive``, everything under it."""
+    path = Path(path)
+    if not path.exists():
+        return
+    paths = [path] if path.is_file() or not recursive else [*sorted(path.rglob("*")), path]
+    for p in paths:
+        try:
+            fd = os.open(p, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass  # some file systems refuse fsync on folders
+        finally:
+            os.close(fd)

@@ -1,8 +1,10 @@
 """Loggers (convention 10): the training loop's only way to report.
 
-``Logger`` protocol: ``log(step, metrics)``, ``summary(summary)``, ``close()``. The run directory's
-``metrics.jsonl`` (one JSON object per log step) and ``summary.json`` are the source of truth; other
-loggers mirror them.
+``Logger`` protocol: ``log(step, metrics)``, ``summary(summary)``, ``close()`` (and, optionally,
+``status(text)``: what the run is doing when no step moves: compiling, the final evaluation). The
+run directory's ``metrics.jsonl`` (one JSON object per log step) and ``summary.json`` are the source
+of truth; other loggers mirror them (W&B: completed from metrics.jsonl on resume and when a finished
+run is re-run, so after any kill its records equal metrics.jsonl; ``wandb_offline.py``).
 """
 from __future__ import annotations
 
@@ -14,6 +16,9 @@ import string
 import sys
 from pathlib import Path
 from typing import Protocol
+
+from .wandb_offline import (WANDB_RUN_FILE, as_logged, first_missing, history_rows, iter_wandb_records,  # noqa: F401
+                            offline_history, read_wandb_offline, same_value)
 
 
 class Logger(Protocol):
@@ -90,14 +95,21 @@ class JSONLLogger:
 
 
 class ProgressLogger:
-    """A tqdm progress bar on stderr: step, loss, perplexity, tokens/s; validation lines printed."""
+    """A tqdm progress bar on stderr: step, loss, perplexity, tokens/s; validation lines printed.
+    While no step moves it says why in its description: ``run (compiling)`` from the start until
+    the first step is done, ``run (final evaluation)`` during the last validation and test passes."""
 
     def __init__(self, total_steps: int, initial: int = 0, enabled: bool = True, desc: str = "train"):
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=total_steps, initial=initial, disable=not enabled, desc=desc,
+        self.desc = desc
+        self.bar = tqdm(total=total_steps, initial=initial, disable=not enabled, desc=f"{desc} (compiling)",
                         dynamic_ncols=True, mininterval=1.0, file=sys.stderr)
         self.last = initial
+
+    def status(self, text: str) -> None:
+        """Show ``text`` next to the run's name ('' = none)."""
+        self.bar.set_description_str(f"{self.desc} ({text})" if text else self.desc, refresh=True)
 
     def log(self, step, metrics):
         if "train/loss" in metrics:
@@ -123,6 +135,11 @@ class MultiLogger:
         for lg in self.loggers:
             lg.log(step, metrics)
 
+    def status(self, text: str) -> None:
+        for lg in self.loggers:
+            if hasattr(lg, "status"):
+                lg.status(text)
+
     def summary(self, summary):
         for lg in self.loggers:
             lg.summary(summary)
@@ -138,7 +155,6 @@ class MultiLogger:
 # to <workdir>/wandb/; the run id is kept in <workdir>/wandb_run.json so a resumed run continues
 # the same W&B run. W&B never stops training: any failure is one warning line on stderr, after
 # which the run goes on with metrics.jsonl alone.
-WANDB_RUN_FILE = "wandb_run.json"
 
 
 def _warn(msg: str) -> None:
@@ -174,7 +190,10 @@ class WandbLogger:
     is no API key or ``wandb.init`` fails or times out (``WANDB_INIT_TIMEOUT``, default 60 s).
     A resumed run (``resume_step`` given) reuses the id in ``wandb_run.json``: offline, each process
     writes one more ``offline-run-*-<id>`` folder (``read_wandb_offline`` merges them like
-    metrics.jsonl); online, W&B keeps the steps it already has and drops re-logged ones.
+    metrics.jsonl); online, W&B keeps the steps it already has and drops re-logged ones. Either way
+    it first re-sends the metrics.jsonl rows W&B lacks (``_complete``): a process killed with
+    SIGKILL never flushes its W&B records, so without this the rows it logged before its last
+    checkpoint would be missing for good.
     """
 
     def __init__(self, cfg, workdir, *, run_name: str, resume_step: int | None = None):
@@ -226,8 +245,26 @@ class WandbLogger:
                 nxt = "logging offline instead" if attempt == "online" else "W&B disabled for this run"
                 _warn(f"W&B init ({attempt}) failed: {_one_line(e)}; {nxt}; metrics.jsonl is unaffected")
         if self.run is not None:
+            self.mode = attempt
             write_json(id_path, {"id": self.run.id, "project": cfg.wandb.project, "entity": cfg.wandb.entity,
                                  "mode": attempt})
+            if resume_step is not None:
+                self._complete()
+
+    def _complete(self) -> None:
+        """Send every metrics.jsonl row (``history_rows``; the file holds the rows up to the resumed
+        checkpoint) that W&B lacks. Offline, what W&B holds is read back from this run's earlier
+        offline files, and the rows from the first one missing or different on are sent again (the
+        newest file wins from its first step on, in ``read_wandb_offline`` as in ``wandb sync``);
+        online, the server's history is not read back: the rows from the run's resumed step on."""
+        rows = history_rows(read_jsonl(self.workdir / "metrics.jsonl"))
+        if self.mode == "offline":
+            start = first_missing(rows, offline_history(self.workdir, self.run.id))
+        else:
+            have = int(getattr(self.run, "step", 0) or 0)
+            start = next((i for i, r in enumerate(rows) if r["step"] >= have), len(rows))
+        for r in rows[start:]:
+            self._call("log", lambda r=r: self.run.log(as_logged(r), step=int(r["step"])))
 
     def _call(self, what, fn):
         if self.run is None:
@@ -256,97 +293,40 @@ class WandbLogger:
         self.run = None
 
 
-# A .wandb file (wandb >= 0.16, still in 0.31) is a LevelDB-style log: a 7-byte header
-# (b":W&B", magic 0xBEE1, version 0), then 32 KiB blocks of chunks, each with a 7-byte header
-# (crc32 of type + data, length, type: 1 full, 2 first, 3 middle, 4 last); each record is a
-# serialized wandb_internal_pb2.Record. `wandb leet inspect --json` prints the same records.
-_LOG_BLOCK, _LOG_HEADER = 32768, 7
+def _wandb_on(cfg) -> bool:
+    return cfg.wandb.mode != "disabled" and os.environ.get("WANDB_MODE", "").lower() != "disabled"
 
 
-def iter_wandb_records(path):
-    """Yield the ``wandb_internal_pb2.Record`` protobufs of one ``run-<id>.wandb`` file, in order
-    (stops at a torn or corrupt tail, as a killed run can leave)."""
-    import struct
-    import zlib
-
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    data = Path(path).read_bytes()
-    ident, magic, version = struct.unpack("<4sHB", data[:7])
-    if ident != b":W&B" or magic != 0xBEE1:
-        raise ValueError(f"{path} is not a W&B transaction log (header {data[:7]!r})")
-    i, buf = _LOG_HEADER, b""
-    while i + _LOG_HEADER <= len(data):
-        left = _LOG_BLOCK - i % _LOG_BLOCK
-        if left < _LOG_HEADER:  # block trailer padding
-            i += left
-            continue
-        crc, length, kind = struct.unpack("<IHB", data[i:i + _LOG_HEADER])
-        chunk = data[i + _LOG_HEADER:i + _LOG_HEADER + length]
-        if kind == 0 or len(chunk) < length or zlib.crc32(bytes([kind]) + chunk) & 0xFFFFFFFF != crc:
-            return
-        i += _LOG_HEADER + length
-        if kind in (2, 3):
-            buf += chunk
-            continue
-        rec = pb.Record()
-        rec.ParseFromString(buf + chunk if kind == 4 else chunk)
-        buf = b""
-        yield rec
-
-
-def _items(items) -> dict:
-    """History / summary / config items -> nested plain dict (values are JSON strings)."""
-    out: dict = {}
-    for it in items:
-        keys = list(it.nested_key) or [it.key]
-        d = out
-        for k in keys[:-1]:
-            d = d.setdefault(k, {})
-        d[keys[-1]] = json.loads(it.value_json)
-    return out
-
-
-def read_wandb_offline(workdir, run_id: str | None = None) -> dict:
-    """Read back what W&B stored for a run directory from its offline files (no server, no CLI).
-
-    Returns ``{"id", "project", "group", "name", "tags", "config", "history", "summary", "files"}``:
-    ``history`` is one dict per logged step (``_step``, ``_runtime``, ``_timestamp`` and the
-    metrics), ``config`` and ``summary`` the last values. The segments of a resumed run (one
-    ``offline-run-*-<id>`` folder per process) are merged in order, each dropping the earlier
-    rows from its first step on, as ``JSONLLogger`` does with metrics.jsonl.
-    """
+def complete_wandb_mirror(cfg, workdir, *, run_name: str) -> None:
+    """A finished run re-run: if its offline W&B records lack metrics.jsonl rows or summary.json
+    values (a kill after summary.json was written and before W&B flushed), send them in one more
+    offline segment that ends with exit code 0. Nothing to do when they are complete, W&B is off, the
+    run never had a W&B mirror, or it is online (the server is not read back)."""
     workdir = Path(workdir)
-    if run_id is None:
-        run_id = json.loads((workdir / WANDB_RUN_FILE).read_text())["id"]
-    files = sorted((workdir / "wandb").glob(f"*run-*-{run_id}/run-{run_id}.wandb"))
-    if not files:
-        raise FileNotFoundError(f"no W&B files for run {run_id} under {workdir / 'wandb'}")
-    out = {"id": run_id, "project": "", "group": "", "name": "", "tags": [], "config": {}, "history": [],
-           "summary": {}, "files": [str(f) for f in files]}
-    for f in files:
-        rows = []
-        for rec in iter_wandb_records(f):
-            kind = rec.WhichOneof("record_type")
-            if kind == "run":
-                r = rec.run
-                out.update(project=r.project, group=r.run_group, name=r.display_name, tags=list(r.tags))
-                out["config"].update({k: v for k, v in _items(r.config.update).items() if k != "_wandb"})
-            elif kind == "config":
-                out["config"].update({k: v for k, v in _items(rec.config.update).items() if k != "_wandb"})
-            elif kind == "history":
-                rows.append(_items(rec.history.item))
-            elif kind == "summary":
-                out["summary"].update(_items(rec.summary.update))
-        if rows:
-            first = rows[0].get("_step", 0)
-            out["history"] = [r for r in out["history"] if r.get("_step", 0) < first] + rows
-    return out
+    try:
+        info = json.loads((workdir / WANDB_RUN_FILE).read_text())
+        summary = json.loads((workdir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return
+    if not _wandb_on(cfg) or info.get("mode") != "offline":
+        return
+    rows = history_rows(read_jsonl(workdir / "metrics.jsonl"))
+    try:
+        wb = read_wandb_offline(workdir, info["id"])
+    except (FileNotFoundError, ValueError, OSError, KeyError):
+        wb = {"history": [], "summary": {}}
+    stored = json.loads(json.dumps(summary, default=_jsonable))
+    if first_missing(rows, wb["history"]) == len(rows) and all(
+            k in wb["summary"] and same_value(wb["summary"][k], v) for k, v in stored.items()):
+        return
+    logger = WandbLogger(cfg, workdir, run_name=run_name, resume_step=rows[-1]["step"] if rows else 0)
+    logger.summary(summary)
+    logger.close()
 
 
 def make_loggers(cfg, workdir, *, total_steps: int, resume_step: int | None, run_name: str) -> MultiLogger:
     loggers = [JSONLLogger(workdir, resume_step)]
     loggers.append(ProgressLogger(total_steps, resume_step or 0, enabled=bool(cfg.train.progress), desc=run_name))
-    if cfg.wandb.mode != "disabled" and os.environ.get("WANDB_MODE", "").lower() != "disabled":
+    if _wandb_on(cfg):
         loggers.append(WandbLogger(cfg, workdir, run_name=run_name, resume_step=resume_step))
     return MultiLogger(loggers)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -118,11 +119,44 @@ def locate(cfg, rel: str, source: tuple[str, str], member: str = "") -> Path:
                       f"(now {root}), or leave both unset to download it from {url}")
 
 
-def read_text(path) -> str:
-    """The UTF-8 text of ``path``; RnnlabError if it is missing, empty, binary or not UTF-8."""
+# Above this size a text file gets a warning line: reading, tokenizing, building the vocabulary and
+# encoding run in Python with no progress bar (measured: about 0.45 s per MB at word level and 0.3 s
+# per MB at char level on a 2-core CPU, so a 1 GB corpus takes minutes before training starts).
+LARGE_TEXT_BYTES = 50 << 20
+BOM = "\ufeff"
+
+
+def normalize_text(text: str) -> tuple[str, str]:
+    """(text, what was changed): a leading UTF-8 byte-order mark removed and CRLF / lone CR line
+    endings made LF, as Python's text mode (universal newlines, ``utf-8-sig``) reads a file; so a
+    Windows file gives the same tokens as its Unix copy (no ``'\\r'`` token, no BOM character in the
+    vocabulary). The description is '' when nothing changed."""
+    notes = []
+    if text.startswith(BOM):
+        text = text[1:]
+        notes.append("UTF-8 byte-order mark removed")
+    crlf, cr = text.count("\r\n"), 0
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+        cr = text.count("\r")
+        text = text.replace("\r", "\n")
+    if crlf or cr:
+        notes.append(f"line endings made LF ({crlf} CRLF, {cr} CR)")
+    return text, "; ".join(notes)
+
+
+def read_text(path, notes: dict | None = None) -> str:
+    """The UTF-8 text of ``path`` with line endings made LF and a BOM removed (``normalize_text``;
+    ``notes[str(path)]`` says what changed, for the run's summary); RnnlabError if it is missing,
+    empty, binary or not UTF-8. A file over ``LARGE_TEXT_BYTES`` gets one warning line on stderr."""
     path = Path(path)
     if not path.is_file():
         raise RnnlabError(f"text file {path} not found; give an existing UTF-8 text file")
+    size = path.stat().st_size
+    if size > LARGE_TEXT_BYTES:
+        print(f"warning: {path} is {size / (1 << 20):,.0f} MB; reading it, building the vocabulary and encoding it "
+              f"take about {0.45 * size / (1 << 20):,.0f} s at word level (no progress is shown)", file=sys.stderr,
+              flush=True)
     raw = path.read_bytes()
     if b"\x00" in raw[: 1 << 20]:
         raise RnnlabError(f"{path} looks binary (it has NUL bytes); give a UTF-8 text file")
@@ -131,8 +165,9 @@ def read_text(path) -> str:
     except UnicodeDecodeError as e:
         raise RnnlabError(f"{path} is not UTF-8 (invalid byte at offset {e.start}); give a UTF-8 text file "
                           f"(convert it, e.g. with iconv -t utf-8)") from None
+    text, changed = normalize_text(text)
+    if changed and notes is not None:
+        notes[str(path)] = changed
     if not text.strip():
         raise RnnlabError(f"{path} is empty; give a text file with some tokens")
     return text
-
-

@@ -79,8 +79,11 @@ def _split3(seq, what: str):
     return seq[:a], seq[a:a + b], seq[a + b:]
 
 
-def _corpus(name, level, vocab, splits, meta, unknown="unk") -> Corpus:
-    """Encode three token sequences (str at char level, lists of words at word level)."""
+def _corpus(name, level, vocab, splits, meta, unknown="unk", notes=None) -> Corpus:
+    """Encode three token sequences (str at char level, lists of words at word level). ``notes``
+    (file -> what ``read_text`` normalized: CRLF, a BOM) goes into the summary as ``text_normalized``."""
+    if notes:
+        meta = dict(meta, text_normalized=dict(notes))
     enc = vocab.encode if level == "char" else vocab.encode_tokens
     train, valid, test = (enc(s, unknown=unknown) for s in splits)
     return Corpus(name=name, level=level, vocab=vocab, train=train, valid=valid, test=test, meta=meta)
@@ -93,9 +96,10 @@ def _corpus(name, level, vocab, splits, meta, unknown="unk") -> Corpus:
 
 def load_ptb(cfg, level: str) -> Corpus:
     paths = [_file(cfg, "ptb", f"ptb/ptb.{s}.txt") for s in ("train", "valid", "test")]
-    splits = [word_tokens(read_text(p)) for p in paths]
+    notes: dict = {}
+    splits = [word_tokens(read_text(p, notes)) for p in paths]
     vocab = Vocab.build(splits[0], "word")
-    return _corpus("ptb", "word", vocab, splits, {"files": [str(p) for p in paths]})
+    return _corpus("ptb", "word", vocab, splits, {"files": [str(p) for p in paths]}, notes=notes)
 
 
 def _ptb_char_symbols(text: str) -> str:
@@ -105,17 +109,20 @@ def _ptb_char_symbols(text: str) -> str:
 
 def load_ptb_char(cfg, level: str) -> Corpus:
     paths = [_file(cfg, "ptb_char", f"ptb_char/ptb.char.{s}.txt") for s in ("train", "valid", "test")]
-    splits = [_ptb_char_symbols(read_text(p)) for p in paths]
+    notes: dict = {}
+    splits = [_ptb_char_symbols(read_text(p, notes)) for p in paths]
     vocab = Vocab.build(splits[0], "char", order="sorted")
-    return _corpus("ptb_char", "char", vocab, splits, {"files": [str(p) for p in paths]}, unknown="error")
+    return _corpus("ptb_char", "char", vocab, splits, {"files": [str(p) for p in paths]}, unknown="error",
+                   notes=notes)
 
 
 def load_tinyshakespeare(cfg, level: str) -> Corpus:
     path = _file(cfg, "tinyshakespeare", "tinyshakespeare/input.txt")
-    text = read_text(path)
+    notes: dict = {}
+    text = read_text(path, notes)
     vocab = Vocab.build(text, "char", order="sorted")  # all 65 characters of the file (char-rnn, nanoGPT)
     return _corpus("tinyshakespeare", "char", vocab, _split3(text, str(path)),
-                   {"files": [str(path)], "split": list(SPLIT_FRACTIONS)})
+                   {"files": [str(path)], "split": list(SPLIT_FRACTIONS)}, notes=notes)
 
 
 def timemachine_lines(text: str) -> list[str]:
@@ -126,11 +133,12 @@ def timemachine_lines(text: str) -> list[str]:
 def load_timemachine(cfg, level: str) -> Corpus:
     level = level or "char"
     path = _file(cfg, "timemachine", "timemachine/timemachine.txt")
-    lines = timemachine_lines(read_text(path))
+    notes: dict = {}
+    lines = timemachine_lines(read_text(path, notes))
     tokens = "".join(lines) if level == "char" else [w for line in lines for w in line.split()]
     vocab = Vocab.build(tokens, level, specials=(UNK,))  # d2l: <unk> + tokens by frequency, whole book
     return _corpus("timemachine", level, vocab, _split3(tokens, str(path)),
-                   {"files": [str(path)], "split": list(SPLIT_FRACTIONS)})
+                   {"files": [str(path)], "split": list(SPLIT_FRACTIONS)}, notes=notes)
 
 
 _ROLES = {"train": ("train",), "valid": ("valid", "val"), "test": ("test",)}
@@ -162,30 +170,31 @@ def load_text(cfg, level: str) -> Corpus:
         raise RnnlabError("data.path is empty; data.name='text' needs a UTF-8 file or a folder with "
                           "train/valid/test files")
     path = Path(p).expanduser()
+    notes: dict = {}
     if not path.exists():
         raise RnnlabError(f"data.path={p!r} does not exist; give a UTF-8 text file or a folder with "
                           f"train/valid/test files")
     if path.is_dir():
         files = _split_files(path)
         level = level or "word"
-        texts = [read_text(files[r]) for r in ("train", "valid", "test")]
+        texts = [read_text(files[r], notes) for r in ("train", "valid", "test")]
         meta = {"files": [str(files[r]) for r in ("train", "valid", "test")]}
     else:
         level = level or "char"
         texts = None
         meta = {"files": [str(path)], "split": list(SPLIT_FRACTIONS)}
     if level == "word":
-        splits = [word_tokens(t) for t in texts] if texts else _split3(word_tokens(read_text(path)), p)
+        splits = [word_tokens(t) for t in texts] if texts else _split3(word_tokens(read_text(path, notes)), p)
         vocab = Vocab.build(splits[0], "word")
         if UNK not in vocab.stoi:  # unseen valid/test words (and prompt words) map to <unk>
             vocab = Vocab(itos=vocab.itos + [UNK], level="word")
     else:
-        splits = texts if texts else _split3(read_text(path), p)
+        splits = texts if texts else _split3(read_text(path, notes), p)
         train_chars = set(splits[0])
         unseen = any(c not in train_chars for s in splits[1:] for c in set(s))
         vocab = Vocab.build(splits[0], "char", order="sorted")
         if unseen:
             vocab = Vocab(itos=vocab.itos + [UNK], level="char")
-    return _corpus("text", level, vocab, splits, meta)
+    return _corpus("text", level, vocab, splits, meta, notes=notes)
 
 
