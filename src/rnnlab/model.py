@@ -29,7 +29,7 @@ import jax.numpy as jnp
 
 from . import RnnlabError
 from .cells import get_cell
-from .cells.base import add_bias
+from .cells.base import HiddenCarry, add_bias
 from .heads import get_head
 from .unroll import unroll as unroll_layers
 
@@ -227,8 +227,13 @@ def readout_logits(parts: dict, h):
     return add_bias(jnp.matmul(h, parts["w_out"]), parts["b_out"])
 
 
+OUTPUT_TO_HIDDEN = "output_to_hidden"  # model.cell of output_to_hidden.py's network (not a cell: no hidden-to-hidden)
+
+
 def initial_carries(cell_name: str, num_layers: int, batch_size: int, hidden_size: int, forget_bias=1.0):
     """Zero carries for every layer: a tuple of HiddenCarry / LSTMCarry with [B, H] fields."""
+    if cell_name == OUTPUT_TO_HIDDEN:  # its carry is z = U o_{t-1} [B, H]; zeros: no previous output
+        return tuple(HiddenCarry(jnp.zeros((batch_size, hidden_size), jnp.float32)) for _ in range(num_layers))
     cell = get_cell(cell_name, forget_bias=forget_bias)
     return tuple(cell.initial_carry((batch_size,), hidden_size) for _ in range(num_layers))
 
