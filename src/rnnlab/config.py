@@ -25,7 +25,8 @@ def base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
 
     c.model = m = ml_collections.ConfigDict()
-    m.cell = "lstm"  # rnn | rnn_relu | gru (reset-after) | gru_cho (reset-before) | lstm
+    m.cell = "lstm"  # rnn | rnn_relu | gru (reset-after) | gru_cho (reset-before) | lstm | lstm_peephole | mingru |
+    #   minlstm | output_to_hidden (output_to_hidden.py: h_t = tanh(W x_t + U o_{t-1} + b), no hidden-to-hidden)
     m.hidden_size = 200  # H: units per recurrent layer
     m.embed_size = 0  # E: embedding width; 0 = same as hidden_size
     m.num_layers = 2  # L: stacked recurrent layers
@@ -179,9 +180,10 @@ def validate(cfg) -> None:
     """Raise RnnlabError (one line) on the first invalid field; names only, no data loaded."""
     from .cells import CELLS
     from .data.registry import DATASETS
+    from .model import OUTPUT_TO_HIDDEN
 
     _check_numbers(cfg)  # every number finite (nan, inf, 1e400 never reach training), then the ranges below
-    _check_choice(cfg.model.cell, sorted(CELLS), "model.cell")
+    _check_choice(cfg.model.cell, sorted([*CELLS, OUTPUT_TO_HIDDEN]), "model.cell")  # + output_to_hidden.py's network
     _check_choice(cfg.data.name, sorted(DATASETS), "data.name")
     _check_choice(cfg.train.optimizer, OPTIMIZERS, "train.optimizer")
     _check_choice(cfg.train.mode, TRAIN_MODES, "train.mode")

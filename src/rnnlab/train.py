@@ -27,7 +27,8 @@ from .evaluate import make_eval_fn, window_sums
 from .forcing import make_loss_fn
 from .keys import split_keys
 from .kinds import Kind, TrainWindows, get_kind
-from .model import build_model, model_carries
+from .model import model_carries
+from .output_to_hidden import make_model  # model.build_model, or model.cell=output_to_hidden's network
 from .optim import _global_norm, lr_schedule, make_optimizer  # noqa: F401  (lr_schedule: re-exported)
 from .recorder import RunRecorder
 from .preflight import preflight
@@ -130,6 +131,8 @@ class Setup:
         if split not in self.eval_data:
             self.eval_data[split] = self.kind.eval_windows(self.corpus, cfg, split)
         windows = self.eval_data[split]
+        if self.kind.evaluate is not None:  # the kind's own pass (e.g. transduction: accuracy by length)
+            return self.kind.evaluate(self.model, params, windows, cfg, self.corpus, split)
         if self.eval_fn is None:
             self.eval_fn = make_eval_fn(self.model, resets=len(windows) > 3)
         return self.kind.split_metrics(window_sums(self.model, params, windows, cfg, self.eval_fn), self.corpus)
@@ -139,7 +142,7 @@ def prepare(cfg) -> Setup:
     """Load the corpus, build the model, the train windows and the optimizer (no run directory)."""
     corpus = load_corpus(cfg.data)
     kind = get_kind(corpus)
-    model = (kind.make_model or build_model)(cfg, kind.model_io(corpus))
+    model = (kind.make_model or make_model)(cfg, kind.model_io(corpus))
     windows = kind.train_windows(corpus, cfg)
     W = windows.steps_per_epoch
     total_steps = cfg.train.epochs * W

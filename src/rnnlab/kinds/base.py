@@ -61,4 +61,7 @@ class Kind(NamedTuple):
     summary: Callable
     selection: str
     final_splits: tuple = ("valid", "test")  # the splits evaluated at the end of a run (summary.json)
-    make_model: Callable | None = None  # (cfg, io) -> model; None = model.build_model (the recurrent model)
+    make_model: Callable | None = None  # (cfg, io) -> model; None = output_to_hidden.make_model (model.build_model,
+    #   or the output-to-hidden network for model.cell=output_to_hidden)
+    evaluate: Callable | None = None  # (model, params, windows, cfg, corpus, split) -> the split's metrics, for a kind
+    #   whose metrics need more than the sums (accuracy by length); None = split_metrics(evaluate.window_sums(...))
