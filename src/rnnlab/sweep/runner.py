@@ -14,23 +14,19 @@ from pathlib import Path
 from typing import Callable
 
 from .. import RnnlabError
-from .fields import get_field
-from .index import stored_draws, write_index
+from .index import write_index
 from .locks import claim, release
-from .spec import SEED_FIELD, Member, check_sweep, expand
-from .status import clear_failure, member_status, record_failure, stale_failure
+from .plan import groups, plan_study
+from .spec import Member
+from .status import clear_failure, member_status, record_failure
 
 
-def _groups(members: list[Member], vmap_seeds: bool) -> list[list[Member]]:
-    """Members in order; with vmap_seeds, those that differ only in train.seed form one group."""
-    if not vmap_seeds:
-        return [[m] for m in members]
-    groups: dict = {}
-    for m in members:
-        key = repr(sorted((f, repr(v)) for f, v in m.overrides.items() if f != SEED_FIELD))
-        groups.setdefault(key, []).append(m)
-    return list(groups.values())
 
+def _test_metric(summary: dict) -> str:
+    """'test ppl 1.5234' for token data, 'test nll 8.7012' (nats per frame) for frame data."""
+    if "test_ppl" in summary or "test_nll" not in summary:
+        return f"test ppl {summary.get('test_ppl', math.nan):.4f}"
+    return f"test nll {summary['test_nll']:.4f}"
 
 def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
@@ -48,7 +44,7 @@ def run_member(members: Member | list[Member], workdir, *, config_file: str = ""
     (single members only)."""
     members = [members] if isinstance(members, Member) else list(members)
     workdir = Path(workdir)
-    if len({m.config.train.seed for m in members}) != len(members) or len(_groups(members, True)) > 1:
+    if len({m.config.train.seed for m in members}) != len(members) or len(groups(members, True)) > 1:
         raise RnnlabError("run_member: a vmapped group needs members that differ only in train.seed; got "
                           + ", ".join(m.name for m in members))
     for m in members:
@@ -85,22 +81,10 @@ def run_sweep(cfg, workdir, sweep: dict, *, config_file: str = "", pinned=(), zi
     """Run every member of the study (see the package docstring), or those the command line pins;
     returns the sweep.json index (every member of the study) plus ``selected``: the names run here.
     ``train_fn(cfg, workdir, run_name=, config_file=)`` defaults to ``train.train_and_evaluate``."""
-    from ..train import check_workdir_config
-
     workdir = Path(workdir)
-    study = check_sweep(sweep, cfg)
-    draws = (stored_draws(workdir, sweep) or study.draws()) if study.random else None
-    members = expand(cfg, sweep, pinned=pinned, zip_choice=zip_choice, draws=draws)
-    listed = _study_members(cfg, sweep, members, draws)
-    # Refuse a study directory whose runs hold another config before training anything (a member
-    # that failed before its first checkpoint is retried with whatever config the command gives).
-    for m in members:
-        if not stale_failure(workdir / m.name):
-            check_workdir_config(workdir / m.name, m.config, write=False)
+    plan = plan_study(cfg, workdir, sweep, pinned=pinned, zip_choice=zip_choice)
+    members, listed, draws, cli = plan.members, plan.listed, plan.draws, plan.cli
     workdir.mkdir(parents=True, exist_ok=True)
-    cli = {f: get_field(cfg, f) for f in pinned}
-    for m in members:  # W&B: group = the study (a run-neutral field); name = the member's run name
-        m.config.wandb.group = cfg.wandb.group or workdir.name
     extra: dict = {}
 
     def index(running=()):
@@ -115,7 +99,7 @@ def run_sweep(cfg, workdir, sweep: dict, *, config_file: str = "", pinned=(), zi
                                                                   "pending")
                                                         if any(s == k for s in before.values())))
     done = 0
-    for group in _groups(members, vmap_seeds):
+    for group in groups(members, vmap_seeds):
         todo = [m for m in group if before[m.name] != "finished"]
         for m in group:
             if before[m.name] == "finished":
@@ -160,7 +144,7 @@ def _run_group(todo, workdir, before, vmap_seeds, done, n, say, train_fn, config
             for m in todo:
                 r = out[m.name]
                 extra[m.name] = {"vmapped_with": r["vmapped_with"]}
-                say(f"  {m.name}: " + (f"test ppl {r.get('test_ppl', math.nan):.4f}" if r.get("status") == "finished"
+                say(f"  {m.name}: " + (_test_metric(r) if r.get("status") == "finished"
                                        else f"{str(r.get('status', '?')).upper()}: {r.get('error', '')}"))
         say(f"  {len(todo)} seeds in {time.perf_counter() - t0:.1f} s")
         return done + len(todo)
@@ -170,7 +154,7 @@ def _run_group(todo, workdir, before, vmap_seeds, done, n, say, train_fn, config
         index(running=[m])
         r = run_member(m, workdir, config_file=config_file, train_fn=train_fn)[m.name]
         if "error" not in r:
-            say(f"[{done}/{n}] {m.name}: test ppl {r.get('test_ppl', math.nan):.4f}, "
+            say(f"[{done}/{n}] {m.name}: {_test_metric(r)}, "
                 f"{r.get('wall_s', math.nan):.1f} s")
         elif r["status"] == "diverged":
             say(f"[{done}/{n}] {m.name}: DIVERGED: {r['error']}")
@@ -178,14 +162,3 @@ def _run_group(todo, workdir, before, vmap_seeds, done, n, say, train_fn, config
             say(f"[{done}/{n}] {m.name}: FAILED: {r['error']} (traceback in {workdir / m.name / 'error.txt'})")
         index()
     return done
-
-
-def _study_members(cfg, sweep, selected: list[Member], draws: list[dict] | None) -> list[Member]:
-    """Every member of the study (for sweep.json), even when the command line pins a subset."""
-    try:
-        everyone = expand(cfg, sweep, draws=draws)
-    except RnnlabError:
-        return selected
-    names = {m.name for m in everyone}
-    return everyone + [m for m in selected if m.name not in names]
-
