@@ -217,10 +217,18 @@ def test_no_usable_checkpoint_is_one_clear_error(stopped13, tmp_path):
 
 def test_checkpoint_of_another_model_shape_is_refused(stopped13, tmp_path):
     """A run directory whose checkpoints were written by another model (here: config.json swapped,
-    as when checkpoints are copied between runs) is refused, not silently restored into new shapes."""
+    as when checkpoints are copied between runs) is refused, not silently restored into new shapes:
+    by the config each checkpoint keeps (issue 11), and, for checkpoints written before they kept
+    it, by their shapes."""
     wd = copy_of(stopped13, tmp_path)
     cfg16 = tiny_config(**{"model.hidden_size": 16})
     (wd / "config.json").write_text(json.dumps(json.loads(cfg16.to_json())))
+    with pytest.raises(RnnlabError, match=r"holds a different run's checkpoint latest/10 \(its config\) "
+                                          r"\(model.hidden_size: 12 -> 16\)"):
+        train_and_evaluate(cfg16, wd)
+    for step in ("5", "10"):  # checkpoints that keep no config
+        m = wd / "checkpoints" / "latest" / step / "meta" / "metadata"
+        m.write_text(json.dumps({k: v for k, v in json.loads(m.read_text()).items() if k != "config"}))
     with pytest.raises(RnnlabError) as e:
         train_and_evaluate(cfg16, wd)
     msg = str(e.value)
