@@ -65,3 +65,27 @@ def test_same_numbers_as_before_the_refactor(name, tmp_path):
     print(name, s["params_sha256"], repr(s["test_ppl"]))
     assert s["params_sha256"] == sha
     assert s["test_ppl"] == ppl
+
+
+# ----------------------------------------------------------------------------- old checkpoints resume
+OLD_RUN = Path(__file__).resolve().parent / "data" / "run_45f4ebe_step10"  # killed in step 13 by 45f4ebe's code
+OLD_FULL = ("30e2f2e1cbd88fcc56649fafca56f17e55f0d8ff4e9e3e06e4b94cec1f41b28b", 5.471096780651042)  # 45f4ebe, uninterrupted
+
+
+def old_tiny_config():
+    """The config of tests/data/run_45f4ebe_step10 (tests/_tiny.py's tiny run, as 45f4ebe wrote it)."""
+    from _tiny import tiny_config
+
+    return tiny_config()
+
+
+def test_checkpoint_written_before_the_refactor_resumes(tmp_path):
+    """A run directory written by the code before the seam refactor (config.json without the fields
+    added since, checkpoints at steps 5 and 10) resumes and ends where 45f4ebe's own uninterrupted
+    run of the same config ended, bit for bit."""
+    import shutil
+
+    wd = tmp_path / "old"
+    shutil.copytree(OLD_RUN, wd)
+    s = train_and_evaluate(old_tiny_config(), wd)
+    assert (s["params_sha256"], s["test_ppl"]) == OLD_FULL
