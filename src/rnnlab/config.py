@@ -128,6 +128,12 @@ def base_config() -> ml_collections.ConfigDict:
     k.every_steps = 0  # save every N steps (0 = at epoch ends and at the end only)
     k.keep = 2  # keep the last k checkpoints (plus the best by validation perplexity)
 
+    # several devices in one run (parallel.py; README "Many machines"); 1, 1, False = one device, as before
+    c.parallel = pl = ml_collections.ConfigDict()
+    pl.data = 1  # N: the batch axis B split over N devices (data parallel; B must be a multiple of N)
+    pl.seeds = 1  # N: vmapped seeds (--vmap_seeds) split over N devices (the group's seed count a multiple of N)
+    pl.multihost = False  # jax.distributed.initialize() first (reads SLURM's environment); one process per run dir
+
     c.wandb = w = ml_collections.ConfigDict()
     w.mode = "offline"  # offline (default; sync later with `wandb sync`) | online | disabled
     w.project = "rnnlab"  # W&B project
@@ -226,6 +232,9 @@ def validate(cfg) -> None:
         _validate_free_running(cfg)
     if "oracle" in cfg.data:
         _validate_oracle(cfg)
+    from . import parallel
+
+    parallel.check(cfg)  # parallel.data / seeds >= 1, train.batch_size a multiple of parallel.data
 
 
 def _validate_forcing(cfg) -> None:
