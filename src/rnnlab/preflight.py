@@ -14,9 +14,10 @@ def preflight(cfg, corpus) -> None:
     """What can be checked once the data is loaded, before anything is written or trained: for token
     streams, every evaluation stream is at least ``eval.bptt`` targets long (each of the
     ``eval.batch_size`` streams starts from a zero carry, so shorter ones score tokens with less
-    context than a window and perplexity rises: 100,000 streams on the tiny Reber split give 6.22
-    instead of 5.18); the free-running prompts fit the test split; ``eval.reference`` is a trained
-    run with this vocabulary."""
+    context than a window and perplexity rises: the tiny Reber run of the tests, 600 valid tokens,
+    window 10, gives 5.646 with 1 stream, 5.779 with 66 (the most allowed), 6.177 with 599); the
+    free-running prompts fit the test split; ``eval.reference`` is a trained run with this
+    vocabulary."""
     if getattr(corpus, "kind", "tokens") != "tokens":
         return
     B, T = int(cfg.eval.batch_size), int(cfg.eval.bptt or cfg.train.bptt)
