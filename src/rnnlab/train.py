@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import RnnlabError, faults
+from . import RnnlabError, faults, parallel
 from .config import validate
 from .data.registry import load_corpus
 from .evaluate import make_eval_fn, window_sums
@@ -244,6 +244,7 @@ def train_and_evaluate(cfg, workdir, *, run_name: str | None = None, config_file
     checkpoints) under ``workdir``. Re-running the same command resumes from the latest checkpoint;
     a finished run is not trained again. Returns the summary."""
     validate(cfg)
+    parallel.start(cfg)  # parallel.multihost: jax.distributed first; one process per run directory (parallel.py)
     workdir = Path(workdir)
     check_workdir_config(workdir, cfg, write=False)
     done = finished_summary(workdir)
@@ -275,7 +276,7 @@ def _train_and_evaluate(cfg, workdir: Path, *, run_name: str | None, config_file
                       t_start=t_start)
     try:
         state = rec.start(state)
-        step_fn = jax.jit(make_train_step(setup.model, setup.tx, cfg), donate_argnums=0)
+        step_fn = parallel.jit_step(make_train_step(setup.model, setup.tx, cfg), cfg)  # jit; parallel.data: sharded
         B = cfg.train.batch_size
         state, step = train_loop(cfg, setup, [rec], state, step_fn, keys["dropout"], step=int(state.step),
                                  fresh_carries=lambda: model_carries(cfg, B))
