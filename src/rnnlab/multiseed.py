@@ -30,6 +30,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from . import parallel
 from .config import validate
 from .faults import diverged_summary
 from .model import model_carries
@@ -50,7 +51,7 @@ def unstack(tree, i: int):
 def vmapped_step(model, tx, cfg) -> Callable:
     """jit(vmap(train_step)): fn(state [S, ...], batch (x [B,T], y [B,T]) shared, keys [S]) ->
     (state [S, ...], metrics {name: [S]}). The state is donated, as in the one-seed step."""
-    return jax.jit(jax.vmap(make_train_step(model, tx, cfg), in_axes=(0, None, 0)), donate_argnums=0)
+    return parallel.jit_seed_step(jax.vmap(make_train_step(model, tx, cfg), in_axes=(0, None, 0)), cfg)  # parallel.seeds
 
 
 def seed_config(cfg, seed: int):
@@ -105,6 +106,7 @@ def train_seeds(cfg, workdirs: dict, *, run_names: dict | None = None, config_fi
     if not todo:
         return summaries
     t_start = time.perf_counter()
+    parallel.start(cfg)  # parallel.multihost: jax.distributed first; one process per run directory
     setup = prepare(cfg)
     recs = {}
     try:
