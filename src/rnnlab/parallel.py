@@ -241,6 +241,11 @@ def jit_seed_step(fn: Callable, cfg, num_seeds: int = 0) -> Callable:
 
 
 def start(cfg, what: str = "train.train_and_evaluate") -> None:
-    """At the start of a run: ``initialize`` (parallel.multihost), then ``check_processes``."""
+    """At the start of a run, before its run directory is written: ``initialize``
+    (parallel.multihost), ``check_processes``, and enough devices for ``parallel.data``."""
     initialize(cfg)
-    check_processes(what)
+    data, _, multihost = _sizes(cfg)
+    if multihost or data > 1:
+        check_processes(what)
+    if data > 1:
+        make_mesh(data)
