@@ -83,15 +83,17 @@ def rows_by_sequence(a, mask, reset):
 
 
 def accuracy_curves(hit, mask, reset) -> dict:
-    """hit, mask [W, B, T] -> {acc_by_length: {L: acc}, acc_by_position: {p: acc}, seq_acc_by_length: {L: acc}}
-    (keys as strings, L and p 1-based) and ``seq_acc`` (sequences with every target right / sequences)."""
+    """hit, mask [W, B, T] -> {acc_by_length: {L: acc}, acc_by_position: {p: acc}, seq_acc_by_length: {L: acc},
+    seqs_by_length: {L: sequences}} (keys as strings, L and p 1-based) and ``seq_acc`` (sequences with
+    every target right / sequences)."""
     h, m = rows_by_sequence(np.asarray(hit, np.float64), np.asarray(mask, np.float64), reset)
     h = h * m
     lengths = m.sum(1).astype(int)  # a sequence's targets are its first L positions
     right = h.sum(1)
-    out = {"acc_by_length": {}, "seq_acc_by_length": {}}
+    out = {"acc_by_length": {}, "seq_acc_by_length": {}, "seqs_by_length": {}}
     for L in np.unique(lengths):
         sel = lengths == L
+        out["seqs_by_length"][str(int(L))] = int(sel.sum())
         out["acc_by_length"][str(int(L))] = float(right[sel].sum() / (L * sel.sum()))
         out["seq_acc_by_length"][str(int(L))] = float((right[sel] == L).mean())
     per_pos = m.sum(0)
