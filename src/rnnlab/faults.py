@@ -291,24 +291,30 @@ def install_from_env() -> None:
 
 # ----------------------------------------------------------------------------- SIGTERM (preemption)
 PREEMPT_EXIT = 128 + signal.SIGTERM  # 143: the shell's status of a process ended by SIGTERM
-_sigterm = {"requested": False, "phase": None}  # phase: None (no handler), "setup", "loop", "final"
+# SIGUSR2 is handled the same way: what SLURM sends before a job's time limit (sbatch --signal=USR2@N,
+# submitit's default), so the job checkpoints and is requeued (rnnlab.launch.slurm)
+PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
+_sigterm = {"requested": False, "phase": None, "signal": "SIGTERM"}  # phase: None (no handler), "setup", "loop", "final"
 
 
 class Preempted(BaseException):
     """SIGTERM stopped the run. A BaseException (like KeyboardInterrupt), so that code catching
     Exception (a sweep recording a failed member) lets it through; the CLI exits with 143."""
 
-    def __init__(self, message: str, step: int | None = None):
+    def __init__(self, message: str, step: int | None = None, signal_name: str = "SIGTERM"):
         super().__init__(message)
         self.step = step
+        self.signal_name = signal_name  # SIGTERM or SIGUSR2 (PREEMPT_SIGNALS)
 
 
 def _on_sigterm(signum, frame):
     _sigterm["requested"] = True
+    _sigterm["signal"] = signal.Signals(signum).name
     if _sigterm["phase"] != "loop":  # nothing trained since the last checkpoint: stop now
         what = "during the final evaluation (every step is checkpointed)" if _sigterm["phase"] == "final" else \
             "before the first step of this process (nothing new to save)"
-        raise Preempted(f"stopped by SIGTERM {what}; re-run the same command to resume from the last checkpoint")
+        raise Preempted(f"stopped by {_sigterm['signal']} {what}; re-run the same command to resume from the last "
+                        f"checkpoint", signal_name=_sigterm["signal"])
 
 
 @contextlib.contextmanager
@@ -319,12 +325,13 @@ def preemptible():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    _sigterm.update(requested=False, phase="setup")
+    previous = {s: signal.signal(s, _on_sigterm) for s in PREEMPT_SIGNALS}
+    _sigterm.update(requested=False, phase="setup", signal="SIGTERM")
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
         _sigterm.update(requested=False, phase=None)
 
 
@@ -343,10 +350,10 @@ def stop_preempted(recorders, step: int) -> None:
     and last checkpoint), then ``Preempted`` is raised."""
     for r in recorders:
         if r.diverged is None:
-            r.logger.summary({"status": "preempted", "signal": "SIGTERM", "step": step, "run_name": r.run_name,
-                              "last_checkpoint_step": r.ckpt.latest_complete_step()})
-    raise Preempted(f"stopped by SIGTERM at step {step}: checkpoint saved; re-run the same command to resume "
-                    f"exactly from it", step)
+            r.logger.summary({"status": "preempted", "signal": _sigterm["signal"], "step": step,
+                              "run_name": r.run_name, "last_checkpoint_step": r.ckpt.latest_complete_step()})
+    raise Preempted(f"stopped by {_sigterm['signal']} at step {step}: checkpoint saved; re-run the same command to "
+                    f"resume exactly from it", step, signal_name=_sigterm["signal"])
 
 
 # ----------------------------------------------------------------------------- durability
