@@ -286,6 +286,8 @@ class WandbLogger:
     def summary(self, summary):
         self.finished = summary.get("status") == "finished"
         self._call("summary", lambda: self.run.summary.update(summary))
+        if summary.get("status") == "preempted":  # W&B's preemption rule: marked, then a non-zero exit (close)
+            self._call("mark_preempting", lambda: self.run.mark_preempting())  # so a W&B sweep requeues the run
 
     def close(self):
         # No summary with status finished means the run stopped early: W&B marks it failed.
