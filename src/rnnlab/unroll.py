@@ -217,3 +217,83 @@ def python_unroll(cell: Cell, layer_params: Sequence, carries: Sequence, xs):
             carries[i], h = cell.step(p, carries[i], h)
         outs.append(h)
     return tuple(carries), jnp.stack(outs)
+
+
+def masked_unroll(
+    cell: Cell,
+    layer_params: Sequence,
+    carries: Sequence,
+    xs,
+    mask,
+    *,
+    between: Callable[[int, jax.Array], jax.Array] | None = None,
+    unroll: int = 1,
+):
+    """Stacked layers over padded sequences: xs [T, B, I], mask [T, B] (1 = a real step, 0 = padding)
+    -> (carries, hs [T, B, H] of the last layer).
+
+    Where mask[t, b] = 0 the carry of row b is left as it was and h is 0:
+    ``c_t = m_t * step(c_{t-1}, x_t) + (1 - m_t) * c_{t-1}`` (a select, so padding never enters). So
+    the carries returned are each row's carries after its last real step (an encoder's final state of
+    right-padded sources); time-reversed inputs with the mask reversed too (padding first) read every
+    row backwards from its own last real step, because the leading padded steps keep the initial carry.
+    The input projection is hoisted as in ``scan_layer``; the backward pass is autodiff.
+    """
+    keep = mask.astype(bool)
+    new_carries = []
+    h = xs
+    for i, (p, c) in enumerate(zip(layer_params, carries)):
+        if i > 0 and between is not None:
+            h = between(i, h)
+        xp = cell.project(p, h)  # [T, B, G*H]: one matmul for the whole window
+
+        def body(c, inp, p=p):
+            x_t, m_t = inp
+            c_new, h_t = cell.step_projected(p, c, x_t)
+            c = jax.tree_util.tree_map(lambda a, b: jnp.where(m_t[:, None], a, b), c_new, c)
+            return c, jnp.where(m_t[:, None], h_t, jnp.zeros_like(h_t))
+
+        c, h = jax.lax.scan(body, c, (xp, keep), unroll=unroll)
+        new_carries.append(c)
+    return tuple(new_carries), h
+
+
+def unroll_reordered(
+    cell: Cell,
+    layer_params: Sequence,
+    carries: Sequence,
+    xs,
+    init_state,
+    *,
+    feed: Callable,
+    readout: Callable,
+    between: Callable | None = None,
+    unroll: int = 1,
+):
+    """Time-outer unroll whose rows may move between steps (beam search: a hypothesis continues from
+    its parent's state). One ``lax.scan`` over time; its body runs, for step t::
+
+        x_t, rows = feed(state, xs[t])          # inputs [R, I] and, for each row r, the row it continues
+        carry_i = carry_i[rows] for every layer  # each row takes over the state of the row it continues
+        h = x_t; for each layer i: (i > 0: h = between(i, h, xs[t])); carry_i, h = cell.step(...)
+        state, y_t = readout(h, state, xs[t])    # e.g. logits -> the search's choice of next tokens
+
+    ``xs`` is a pytree with leading axis T (it may be ``jnp.arange(T)``); ``state`` any pytree the
+    search keeps (scores, tokens so far). Returns (carries, state, ys [T, ...]).
+    """
+
+    def body(st, xt):
+        cs, state = st
+        h, rows = feed(state, xt)
+        cs = jax.tree_util.tree_map(lambda a: jnp.take(a, rows, axis=0), tuple(cs))
+        new = []
+        for i, (p, c) in enumerate(zip(layer_params, cs)):
+            if i > 0 and between is not None:
+                h = between(i, h, xt)
+            c, h = cell.step(p, c, h)
+            new.append(c)
+        state, y = readout(h, state, xt)
+        return (tuple(new), state), y
+
+    (carries, state), ys = jax.lax.scan(body, (tuple(carries), init_state), xs, unroll=unroll)
+    return carries, state, ys
