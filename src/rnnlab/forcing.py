@@ -21,20 +21,27 @@ schedule and every eps runs through one compiled program. The sampled modes use
 eps = 1 that path gives the teacher-forcing loss and gradients (tests/test_forcing.py), and with a
 warm-up the loss function switches to the fast path while eps >= 1, with ``lax.cond``.
 
-``make_loss_fn(model, cfg)`` returns ``loss_fn(params, carries, x, y, key, step)`` ->
+* ``professor_forcing`` (Lamb et al. 2016): teacher forcing plus a discriminator on the hidden
+  states (``seq2seq/professor.py``, which drives the model through the same ``Forward``).
+
+The losses are written once over a ``Forward`` (how a model is run teacher-forced and time-outer):
+the language model's (``lm_forward``) and an encoder-decoder's decoder (``seq2seq/model.py``), whose
+``feedback_parts`` add the encoder's context to the same plain arrays, so every mode serves both.
+``make_loss_fn(model, cfg)`` returns ``loss_fn(params, carries, batch, key, step)`` ->
 ``(mean NLL, (carries, metrics))`` with metrics as sums: ``nll_sum``, ``count``, ``eps`` (the
 step's eps), ``gold_fed`` (coins that fed the gold token, positions t >= 1) and ``fed_count``.
 """
 from __future__ import annotations
 
 from functools import partial
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from . import RnnlabError
+from .heads import Head
 from .model import LanguageModel, embed_hard, embed_soft, initial_carries, readout_logits
 from .unroll import unroll_feedback
 
@@ -108,21 +115,40 @@ def feedback_options(cfg) -> Feedback:
 
 
 def feedback_forward(model: LanguageModel, params, carries, x, key, eps, fb: Feedback = Feedback(), *,
-                     train: bool = False):
-    """The time-outer path: x [B, T] gold tokens (or [B, T, K] frames) -> (logits [B, T, N], carries,
-    fed (like x), gold [B, T] bool).
-
-    Step t feeds x[:, t] where ``gold[:, t]`` (a coin with probability eps; always at t = 0), else
-    the model's own prediction at t - 1 through its head (``heads.py``): ``head.sample`` (drawn at
-    ``fb.temperature``), ``head.mode`` (argmax / threshold 0.5), or for soft feedback the input side
-    of ``head.soft`` (the probability-weighted embedding; the unit probabilities for frames; ``fed``
-    then holds the mode). ``key`` is the dropout key (as teacher forcing uses it); the coins and draws
-    use keys folded from it. eps may be a traced scalar.
-    """
+                     train: bool = False, hidden: bool = False):
+    """The language model's time-outer path: x [B, T] gold tokens (or [B, T, K] frames) -> (logits
+    [B, T, N], carries, fed (like x), gold [B, T] bool[, hs [B, T, H]]): ``feedback_unroll`` on the
+    model's ``feedback_parts``. ``key`` is the dropout key (as teacher forcing uses it)."""
     B, T = x.shape[:2]
     rngs = {"dropout": key} if train else {}
     parts = model.apply({"params": params}, T, B, train=train, rngs=rngs, method=LanguageModel.feedback_parts)
-    head = model.head_fns
+    return feedback_unroll(model.cell_fns, model.head_fns, parts, carries, x, key, eps, fb, unroll=model.unroll,
+                           hidden=hidden)
+
+
+def with_context(parts: dict, e):
+    """The input of the first layer: e [B, E], with ``parts["context"]`` [B, C] appended when the parts
+    have one (an encoder-decoder's context at every step, Cho et al. 2014) -> [B, E (+ C)]."""
+    if "context" not in parts:
+        return e
+    return jnp.concatenate([e, parts["context"].astype(e.dtype)], axis=-1)
+
+
+def feedback_unroll(cell, head, parts: dict, carries, x, key, eps, fb: Feedback = Feedback(), *, unroll: int = 1,
+                    hidden: bool = False):
+    """The time-outer path of any recurrent stack given as plain arrays ``parts`` (``LanguageModel.
+    feedback_parts``, or an encoder-decoder's decoder: the same keys plus ``context`` [B, C]).
+
+    x [B, T] gold tokens (or [B, T, K] frames) -> (logits [B, T, N], carries, fed (like x), gold [B, T]
+    bool), and with ``hidden`` also hs [B, T, H] (the last layer's outputs, before dropout: professor
+    forcing's behaviour sequence). Step t feeds x[:, t] where ``gold[:, t]`` (a coin with probability
+    eps; always at t = 0), else the model's own prediction at t - 1 through its head (``heads.py``):
+    ``head.sample`` (drawn at ``fb.temperature``), ``head.mode`` (argmax / threshold 0.5), or for soft
+    feedback the input side of ``head.soft`` (the probability-weighted embedding; the unit
+    probabilities for frames; ``fed`` then holds the mode). The coins and draws use keys folded from
+    ``key``. eps may be a traced scalar.
+    """
+    B, T = x.shape[:2]
     k_coin, k_draw = jax.random.split(jax.random.fold_in(key, 1))
     u = jax.random.uniform(k_coin, (T, B) if fb.coin == "token" else (1, B))
     gold = jnp.broadcast_to(u < eps, (T, B)).at[0].set(True)
@@ -135,7 +161,9 @@ def feedback_forward(model: LanguageModel, params, carries, x, key, eps, fb: Fee
     temperature = jnp.asarray(fb.temperature, jnp.float32)
 
     def feed(prev, s):
-        """prev: logits [B, N] of step t - 1 -> (input [B, E], fed token [B] or frame [B, K])."""
+        """prev: logits [B, N] of step t - 1 (with ``hidden``: (logits, h)) -> (input [B, E (+ C)], fed
+        token [B] or frame [B, K])."""
+        prev = prev[0] if hidden else prev
         if fb.kind == "argmax" or fb.kind == "soft":
             own = head.mode(prev)
         else:
@@ -147,18 +175,65 @@ def feedback_forward(model: LanguageModel, params, carries, x, key, eps, fb: Fee
             e = jnp.where(s["gold"][:, None], s["emb"], mix)
         else:
             e = embed_hard(parts, tok)
-        return e * s["m_e"], tok
+        return with_context(parts, e * s["m_e"]), tok
 
     def between(i, h, s):
         return h * s["m_b"][i - 1]
 
     def readout(h, s):
-        return readout_logits(parts, h * s["m_o"])
+        logits = readout_logits(parts, h * s["m_o"])
+        return (logits, h) if hidden else logits
 
     init = jnp.zeros((B, parts["w_out"].shape[-1]), jnp.float32)
-    carries, logits, fed = unroll_feedback(model.cell_fns, parts["layers"], carries, xs, init, feed=feed,
-                                           readout=readout, between=between, unroll=model.unroll)
-    return jnp.swapaxes(logits, 0, 1), carries, jnp.swapaxes(fed, 0, 1), gold.T
+    if hidden:
+        init = (init, jnp.zeros(parts["mask_out"].shape[1:], jnp.float32))
+    carries, outs, fed = unroll_feedback(cell, parts["layers"], carries, xs, init, feed=feed, readout=readout,
+                                         between=between, unroll=unroll)
+    logits = outs[0] if hidden else outs
+    out = (jnp.swapaxes(logits, 0, 1), carries, jnp.swapaxes(fed, 0, 1), gold.T)
+    return out + (jnp.swapaxes(outs[1], 0, 1),) if hidden else out
+
+
+# ----------------------------------------------------------------------------- what forcing drives
+class Forward(NamedTuple):
+    """How the training modes drive one model: the language model (``lm_forward``) or an
+    encoder-decoder's decoder (``seq2seq.model.Seq2Seq.forward``); the losses below are written once
+    over it.
+
+    unpack(batch) -> (x, y, mask, cond): gold inputs x [B, T], targets y [B, T] (or frames [B, T, K]),
+        mask [B, T] float or None (every position counts), cond: what else the model reads (a source) or None
+    teacher(params, carries, x, cond, key) -> (logits [B, T, N], carries): the fast path, train=True,
+        ``key`` the dropout key
+    feedback(params, carries, x, cond, key, eps, fb, *, train, hidden=False) -> ``feedback_unroll``'s
+        (logits, carries, fed, gold[, hs])
+    head: the output distribution (``heads.py``)
+    """
+
+    unpack: Callable
+    teacher: Callable
+    feedback: Callable
+    head: Head
+
+
+def _xy_mask(batch):
+    """(x, y) or (x, y, mask) -> x, y, mask (None for streams)."""
+    x, y, *mask = batch
+    return x, y, (mask[0] if mask else None)
+
+
+def lm_forward(model: LanguageModel) -> Forward:
+    """The ``Forward`` of the recurrent model: batch = (x, y) or (x, y, mask), no condition."""
+
+    def unpack(batch):
+        return _xy_mask(batch) + (None,)
+
+    def teacher(params, carries, x, cond, key):
+        return model.apply({"params": params}, x, carries, train=True, rngs={"dropout": key})
+
+    def feedback(params, carries, x, cond, key, eps, fb, *, train, hidden=False):
+        return feedback_forward(model, params, carries, x, key, eps, fb, train=train, hidden=hidden)
+
+    return Forward(unpack, teacher, feedback, model.head_fns)
 
 
 # ----------------------------------------------------------------------------- losses
@@ -178,23 +253,23 @@ def _metrics(total, count, eps, gold):
             "fed_count": jnp.asarray(gold.shape[0] * (T - 1), jnp.float32)}
 
 
-def _loss(model, logits, y, mask, eps, gold):
-    loss, total, count = masked_nll(model.head_fns.nll(logits, y), mask)
+def head_loss(head: Head, logits, y, mask, eps, gold):
+    """(mean NLL of y under ``head`` at the counted positions, the step's metrics as sums)."""
+    loss, total, count = masked_nll(head.nll(logits, y), mask)
     return loss, _metrics(total, count, eps, gold)
 
 
-def teacher_forcing_loss(model, params, carries, x, y, key, mask=None):
-    """The fast path: the whole window through ``model.__call__`` (hoisted input projections).
-    x, y [B, T] tokens (or [B, T, K] frames); mask [B, T] or None -> (mean NLL, (carries, metrics))."""
-    logits, carries = model.apply({"params": params}, x, carries, train=True, rngs={"dropout": key})
-    loss, metrics = _loss(model, logits, y, mask, 1.0, jnp.ones(x.shape[:2], bool))
+def forward_teacher_loss(fwd: Forward, params, carries, x, cond, y, mask, key):
+    """Teacher forcing through ``fwd.teacher`` -> (mean NLL, (carries, metrics))."""
+    logits, carries = fwd.teacher(params, carries, x, cond, key)
+    loss, metrics = head_loss(fwd.head, logits, y, mask, 1.0, jnp.ones(x.shape[:2], bool))
     return loss, (carries, metrics)
 
 
-def sampled_loss(model, params, carries, x, y, key, eps, fb: Feedback, mask=None):
-    """Mean NLL of y [B, T] when the inputs are chosen by ``feedback_forward`` with probability eps of gold.
+def forward_sampled_loss(fwd: Forward, params, carries, x, cond, y, mask, key, eps, fb: Feedback):
+    """Mean NLL of y when the inputs are chosen by ``fwd.feedback`` with probability eps of gold.
 
-    Hard feedback (sample / argmax) runs in two passes: ``feedback_forward`` without gradient only
+    Hard feedback (sample / argmax) runs in two passes: the time-outer pass without gradient only
     decides the tokens fed, then the fast teacher-forcing path (hoisted projections, the
     recurrence's hand-written VJP) runs on those tokens with the same dropout key, hence the same
     masks. No gradient flows through a hard choice, so this is the same loss and the same gradients
@@ -202,55 +277,74 @@ def sampled_loss(model, params, carries, x, y, key, eps, fb: Feedback, mask=None
     teacher-forcing step plus one forward pass (docs/perf_notes.md). Soft feedback differentiates
     through the mix and keeps the one-pass path."""
     if fb.kind == "soft":
-        return sampled_loss_one_pass(model, params, carries, x, y, key, eps, fb, mask)
-    _, _, fed, gold = feedback_forward(model, jax.lax.stop_gradient(params), carries, x, key, eps, fb, train=True)
-    logits, carries = model.apply({"params": params}, jax.lax.stop_gradient(fed), carries, train=True,
-                                  rngs={"dropout": key})
-    loss, metrics = _loss(model, logits, y, mask, eps, gold)
+        return forward_sampled_loss_one_pass(fwd, params, carries, x, cond, y, mask, key, eps, fb)
+    _, _, fed, gold = fwd.feedback(jax.lax.stop_gradient(params), carries, x, cond, key, eps, fb, train=True)
+    logits, carries = fwd.teacher(params, carries, jax.lax.stop_gradient(fed), cond, key)
+    loss, metrics = head_loss(fwd.head, logits, y, mask, eps, gold)
     return loss, (carries, metrics)
+
+
+def forward_sampled_loss_one_pass(fwd: Forward, params, carries, x, cond, y, mask, key, eps, fb: Feedback):
+    """The same loss differentiated through the time-outer pass (the reference; soft feedback's path)."""
+    logits, carries, _, gold = fwd.feedback(params, carries, x, cond, key, eps, fb, train=True)
+    loss, metrics = head_loss(fwd.head, logits, y, mask, eps, gold)
+    return loss, (carries, metrics)
+
+
+def teacher_forcing_loss(model, params, carries, x, y, key, mask=None):
+    """The fast path: the whole window through ``model.__call__`` (hoisted input projections).
+    x, y [B, T] tokens (or [B, T, K] frames); mask [B, T] or None -> (mean NLL, (carries, metrics))."""
+    return forward_teacher_loss(lm_forward(model), params, carries, x, None, y, mask, key)
+
+
+def sampled_loss(model, params, carries, x, y, key, eps, fb: Feedback, mask=None):
+    """``forward_sampled_loss`` of the language model (two passes for hard feedback, one for soft)."""
+    return forward_sampled_loss(lm_forward(model), params, carries, x, None, y, mask, key, eps, fb)
 
 
 def sampled_loss_one_pass(model, params, carries, x, y, key, eps, fb: Feedback, mask=None):
-    """The same loss differentiated through the time-outer pass (the reference; soft feedback's path)."""
-    logits, carries, _, gold = feedback_forward(model, params, carries, x, key, eps, fb, train=True)
-    loss, metrics = _loss(model, logits, y, mask, eps, gold)
-    return loss, (carries, metrics)
-
-
-def _xy_mask(batch):
-    """(x, y) or (x, y, mask) -> x, y, mask (None for streams)."""
-    x, y, *mask = batch
-    return x, y, (mask[0] if mask else None)
+    """The language model's loss differentiated through the time-outer pass (the reference)."""
+    return forward_sampled_loss_one_pass(lm_forward(model), params, carries, x, None, y, mask, key, eps, fb)
 
 
 def make_loss_fn(model, cfg):
-    """``loss_fn(params, carries, batch, key, step) -> (mean NLL, (carries, metrics))``: batch = (x, y) or
-    (x, y, mask): x, y [B, T] tokens or [B, T, K] frames, mask [B, T] (padded sequences; streams have none)."""
+    """``loss_fn(params, carries, batch, key, step) -> (mean NLL, (carries, metrics))`` of the language
+    model: batch = (x, y) or (x, y, mask): x, y [B, T] tokens or [B, T, K] frames, mask [B, T] (padded
+    sequences; streams have none)."""
+    return make_forward_loss_fn(lm_forward(model), cfg)
+
+
+def make_forward_loss_fn(fwd: Forward, cfg):
+    """``loss_fn(params, carries, batch, key, step)`` of ``cfg.train.mode`` for any ``Forward``."""
     mode = cfg.train.mode
     if mode == "teacher_forcing":
         def loss_fn(params, carries, batch, key, step):
-            x, y, mask = _xy_mask(batch)
-            return teacher_forcing_loss(model, params, carries, x, y, key, mask)
+            x, y, mask, cond = fwd.unpack(batch)
+            return forward_teacher_loss(fwd, params, carries, x, cond, y, mask, key)
 
         return loss_fn
+    if mode == "professor_forcing":
+        raise RnnlabError("train.mode=professor_forcing needs a discriminator beside the model: build it with "
+                          "rnnlab.seq2seq.professor.attach (train.prepare does)")
     if mode not in SAMPLED_MODES:
-        raise RnnlabError(f"train.mode={mode!r} is not valid; allowed: teacher_forcing, {', '.join(SAMPLED_MODES)}")
+        raise RnnlabError(f"train.mode={mode!r} is not valid; allowed: teacher_forcing, {', '.join(SAMPLED_MODES)}, "
+                          f"professor_forcing")
     eps_fn = eps_schedule(cfg)
     fb = feedback_options(cfg)
     warm = int(cfg.train.schedule.warmup_steps) > 0
 
     def loss_fn(params, carries, batch, key, step):
-        x, y, mask = _xy_mask(batch)
+        x, y, mask, cond = fwd.unpack(batch)
         eps = eps_fn(step)
 
         def tf(ops):
             p, c = ops
-            loss, (c, m) = teacher_forcing_loss(model, p, c, x, y, key, mask)
+            loss, (c, m) = forward_teacher_loss(fwd, p, c, x, cond, y, mask, key)
             return loss, (c, dict(m, eps=eps))
 
         def ss(ops):
             p, c = ops
-            return sampled_loss(model, p, c, x, y, key, eps, fb, mask)
+            return forward_sampled_loss(fwd, p, c, x, cond, y, mask, key, eps, fb)
 
         if not warm:
             return ss((params, carries))
