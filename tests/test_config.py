@@ -100,7 +100,7 @@ def test_zaremba_hyperparameters(stem):
 BAD = [  # field, bad value, words the message must contain
     ("model.cell", "transformer", ["model.cell", "'transformer'", "gru", "lstm", "rnn"]),
     ("data.name", "imagenet", ["data.name", "'imagenet'", "ptb", "reber"]),
-    ("train.optimizer", "rmsprop", ["train.optimizer", "'rmsprop'", "sgd", "adam"]),
+    ("train.optimizer", "lion", ["train.optimizer", "'lion'", "sgd", "adam"]),
     ("model.init", "xavier", ["model.init", "'xavier'", "uniform", "pytorch"]),
     ("model.matmul_dtype", "float16", ["model.matmul_dtype", "'float16'", "bfloat16"]),
     ("data.level", "byte", ["data.level", "'byte'", "word", "char"]),

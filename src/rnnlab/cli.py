@@ -182,6 +182,10 @@ def main_wrapper(fn):
         die(str(e))
     except KeyboardInterrupt:
         die("interrupted; re-run the same command to resume from the last checkpoint", 130)
+    except OSError as e:  # a file or folder the command could not read or write (full disk, permissions)
+        from .faults import io_error_message
+
+        die(io_error_message(e, "file system error"))
     except SystemExit:
         raise
     except BaseException as e:
@@ -190,7 +194,3 @@ def main_wrapper(fn):
         if isinstance(e, Preempted):
             die(str(e), PREEMPT_EXIT)
         raise
-    except OSError as e:  # a file or folder the command could not read or write (full disk, permissions)
-        from .faults import io_error_message
-
-        die(io_error_message(e, "file system error"))

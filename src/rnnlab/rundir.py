@@ -254,9 +254,12 @@ def claim_run_dir(workdir) -> RunDirLock:
     holder = lock_holder(path)
     created = not workdir.exists()
     if holder is None:
-        workdir.mkdir(parents=True, exist_ok=True)
         path = workdir / LOCK_FILE
-        holder = take_lock(path)
+        try:
+            workdir.mkdir(parents=True, exist_ok=True)
+            holder = take_lock(path)
+        except OSError as e:  # a file in the way, no permission, a full disk: one line
+            raise RnnlabError(faults.io_error_message(e, f"could not write to run directory {workdir}")) from None
     if holder:
         raise RnnlabError(f"workdir {workdir} is being trained by another process ({holder}); wait for it to end "
                           f"(re-running then resumes or reports it), or remove {path} if that process is gone")
