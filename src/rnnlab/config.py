@@ -14,7 +14,7 @@ import ml_collections
 from . import RnnlabError
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
-TRAIN_MODES = ("teacher_forcing", "scheduled_sampling", "always_sampling", "soft_sampling")
+TRAIN_MODES = ("teacher_forcing", "scheduled_sampling", "always_sampling", "soft_sampling", "professor_forcing")
 SCHEDULES = ("constant", "linear", "exponential", "inverse_sigmoid")
 INITS = ("uniform", "pytorch")
 DTYPES = ("float32", "bfloat16")
@@ -39,6 +39,11 @@ def base_config() -> ml_collections.ConfigDict:
     m.matmul_dtype = "float32"  # float32 | bfloat16 operands for the matmuls (fp32 accumulation, fp32 carries)
     m.frame_projection = True  # frame data: a dense input layer K -> E before layer 0; False = frames feed layer 0
     #   directly (its input matrix is the input layer, as in Chung et al. 2014)
+    # data of kind pairs (copy | reverse | sort | addition | fra_eng): an encoder-decoder (seq2seq/model.py)
+    m.seq2seq = s2 = ml_collections.ConfigDict()
+    s2.context = True  # the encoder's final top-layer h fed at every decoder step as well (Cho et al. 2014)
+    s2.reverse_source = False  # the encoder reads each source backwards (Sutskever et al. 2014)
+    s2.shared_embeddings = False  # one embedding table for source and target (needs one vocabulary)
 
     c.data = d = ml_collections.ConfigDict()
     d.name = "ptb"  # ptb | ptb_char | tinyshakespeare | timemachine | text | reber | oracle
@@ -89,7 +94,7 @@ def base_config() -> ml_collections.ConfigDict:
     #   applied to the noise-free parameters (Graves 2011; Chung et al. 2014: 0.075); 0 = off
     t.early_stop_patience = 0  # stop after this many validations without improvement and evaluate the best
     #   checkpoint on test (Chung et al. 2014); 0 = off (train all epochs, evaluate the last parameters)
-    t.mode = "teacher_forcing"  # teacher_forcing | scheduled_sampling | always_sampling | soft_sampling
+    t.mode = "teacher_forcing"  # teacher_forcing | scheduled_sampling | always_sampling | soft_sampling | professor_forcing
     # what the sampled modes feed back (forcing.py): eps = probability of the gold token, per step i
     t.schedule = sc = ml_collections.ConfigDict()
     sc.kind = "inverse_sigmoid"  # constant | linear | exponential | inverse_sigmoid (Bengio et al. 2015 used it)
@@ -103,6 +108,15 @@ def base_config() -> ml_collections.ConfigDict:
     t.feedback = "sample"  # hard feedback: sample (from softmax(logits / feedback_temperature)) | argmax
     t.feedback_temperature = 1.0  # temperature of the fed-back draw; for soft_sampling, of the embedding mix
     t.coin = "token"  # token: one gold-or-model coin per token (Bengio et al.'s choice) | sequence: one per row
+    # mode professor_forcing (Lamb et al. 2016; seq2seq/professor.py): teacher forcing + a discriminator on the
+    # hidden states telling teacher-forced from free-running (fed its own samples) sequences
+    t.professor = pf = ml_collections.ConfigDict()
+    pf.weight = 1.0  # weight of the adversarial term (free-running states should look teacher-forced)
+    pf.reverse = False  # also the reverse term (teacher-forced states should look free-running)
+    pf.hidden_size = 64  # the discriminator: bidirectional GRU of this width, then an MLP of this width
+    pf.lr = 1e-3  # the discriminator's Adam learning rate (its own optimizer, beside the model's)
+    pf.train_below = 0.99  # the discriminator trains only while its accuracy on the batch is below this
+    pf.adversarial_above = 0.75  # the adversarial term reaches the model only while that accuracy is above this
     t.log_every = 50  # steps between metrics.jsonl lines
     t.eval_every = 0  # extra validation every N steps (0 = once per epoch and at the end)
     t.progress = True  # progress bar on stderr
@@ -123,6 +137,10 @@ def base_config() -> ml_collections.ConfigDict:
     e.gap_tokens = 4  # gold continuation tokens scored after the k steps
     e.distinct_n = (1, 2, 3)  # n of distinct-n (distinct n-grams / all n-grams of the samples)
     e.reference = ""  # run directory of a reference model (same vocab): ppl of the samples under it; '' = none
+    # data of kind pairs: free-running decoding of the valid and test sources at each evaluation (seq2seq/metrics.py)
+    e.beam_size = 4  # K of the beam search (summary keys test_beam_*); 0 or 1 = greedy only
+    e.length_alpha = 1.0  # beam search ranks finished hypotheses by log p / length ** alpha (0 = raw log p)
+    e.decode_extra = 5  # decode up to the split's longest target + 1 (<eos>) + this many tokens
 
     c.checkpoint = k = ml_collections.ConfigDict()
     k.every_steps = 0  # save every N steps (0 = at epoch ends and at the end only)
@@ -232,6 +250,8 @@ def validate(cfg) -> None:
         _validate_free_running(cfg)
     if "oracle" in cfg.data:
         _validate_oracle(cfg)
+    if "professor" in cfg.train:
+        _validate_seq2seq(cfg)
     from . import parallel
 
     parallel.check(cfg)  # parallel.data / seeds >= 1, train.batch_size a multiple of parallel.data
@@ -265,6 +285,20 @@ def _validate_free_running(cfg) -> None:
         if not isinstance(v, (tuple, list)) or not all(isinstance(k, int) and k >= (f == "distinct_n") for k in v):
             low = "1" if f == "distinct_n" else "0"
             raise RnnlabError(f"eval.{f}={v!r} is not valid; it must be a tuple of integers >= {low}, e.g. (1, 4, 16)")
+
+
+def _validate_seq2seq(cfg) -> None:
+    """train.professor and the decoding fields of eval (professor forcing, seq2seq decoding)."""
+    pf, e = cfg.train.professor, cfg.eval
+    _check_positive(pf.hidden_size, "train.professor.hidden_size")
+    _check_positive(pf.lr, "train.professor.lr")
+    _check_positive(pf.weight, "train.professor.weight", allow_zero=True)
+    for f in ("train_below", "adversarial_above"):
+        if not 0.0 <= pf[f] <= 1.0:
+            raise RnnlabError(f"train.professor.{f}={pf[f]!r} is not valid; it must be in [0, 1]")
+    for f in ("beam_size", "length_alpha", "decode_extra"):
+        if f in e:
+            _check_positive(e[f], f"eval.{f}", allow_zero=True)
 
 
 def _validate_oracle(cfg) -> None:
