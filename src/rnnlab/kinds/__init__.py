@@ -6,10 +6,11 @@ from __future__ import annotations
 from .. import RnnlabError
 from .base import Kind, TrainWindows
 from .frames import FRAMES
+from .pairs import PAIRS
 from .streams import STREAMS
 from .transduction import TRANSDUCTION
 
-KINDS = {k.name: k for k in (STREAMS, FRAMES, TRANSDUCTION)}
+KINDS = {k.name: k for k in (STREAMS, FRAMES, TRANSDUCTION, PAIRS)}
 
 
 def get_kind(corpus) -> Kind:
