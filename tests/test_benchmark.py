@@ -1,6 +1,7 @@
 """The benchmark runs end to end on a tiny size (no timing asserted), and the fast paths it times
 compute the same function as their references; its CLIs print their usage when given no flags; the
-A/B comparison's medians, spreads and ratios, and its git worktrees."""
+A/B comparison's medians, spreads and ratios, and its git worktrees; the speed-against-length rows
+(length_rows.py: records, ratios, tables, plot, CLI errors)."""
 from __future__ import annotations
 
 import json
@@ -109,7 +110,8 @@ def test_console_line_prints_dash_where_eval_was_not_measured(records):
 
 
 USAGE = {  # CLI -> flag names its usage must list; with no flags each prints it and exits 0 at once
-    "experiments.benchmark": ("sizes", "cells", "impls", "modes", "steps", "repeats", "unrolls", "out"),
+    "experiments.benchmark": ("sizes", "cells", "impls", "modes", "steps", "repeats", "unrolls", "out", "lengths",
+                              "batch", "hidden", "vocab", "plot"),
     "experiments.kill_resume": ("trials", "points", "workdir", "config", "seed", "max_kills", "small"),
     "experiments.ab_benchmark": ("a", "b", "rounds", "sizes", "impls", "bench_flags", "out", "keep"),
 }
@@ -210,3 +212,58 @@ def test_two_pass_scheduled_sampling_equals_one_pass(cell):
     assert {k: float(v) for k, v in m2.items()} == pytest.approx({k: float(v) for k, v in m1.items()}, rel=1e-6)
     for a, b in zip(jax.tree_util.tree_leaves((g2, c2)), jax.tree_util.tree_leaves((g1, c1))):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- speed against length
+@pytest.fixture(scope="module")
+def length_records():
+    opts = bench.Options(steps=1, repeats=1, warmup=1, eps=0.5)
+    return bench.run_length_benchmark((4, 8), ("mingru", "output_to_hidden"), ("tf", "ss"), opts, batch=2, hidden=8,
+                                      vocab=11, log=None)
+
+
+@pytest.mark.slow  # 8 compiled steps: about 30 s on an idle 2-core CPU
+def test_length_rows_run_every_cell_mode_and_length(length_records):
+    assert [(r["bptt"], r["cell"], r["mode"]) for r in length_records] == bench.length_plan(
+        (4, 8), ("mingru", "output_to_hidden"), ("tf", "ss"))
+    for r in length_records:
+        assert "error" not in r, r
+        assert (r["batch"], r["hidden"], r["layers"], r["vocab"], r["size"]) == (2, 8, 1, 11, f"T={r['bptt']}")
+        assert r["tokens_per_sec"] == pytest.approx(2 * r["bptt"] / (r["step_ms"] / 1e3), rel=1e-9)
+        assert r["eps"] == pytest.approx(0.5 if r["mode"] == "ss" else 1.0)  # the step's own eps
+    by = {(r["cell"], r["mode"], r["bptt"]): r for r in length_records}
+    for cell in ("mingru", "output_to_hidden"):
+        for T in (4, 8):
+            assert by[(cell, "ss", T)]["ss_over_tf"] == pytest.approx(by[(cell, "ss", T)]["step_ms"] /
+                                                                     by[(cell, "tf", T)]["step_ms"])
+        for mode in ("tf", "ss"):
+            assert by[(cell, mode, 8)]["growth"] == pytest.approx(by[(cell, mode, 8)]["step_ms"] /
+                                                                 by[(cell, mode, 4)]["step_ms"])
+            assert "growth" not in by[(cell, mode, 4)]
+
+
+@pytest.mark.slow  # shares the 8 rows above
+def test_length_tables_and_plot(length_records, tmp_path):
+    env = bench.environment()
+    md = bench.markdown_lengths(length_records, env, "CMD", load="load 3")
+    assert "Command: `CMD`" in md and "load 3" in md and "B = 2, H = 8 (embedding = H), V = 11" in md
+    rows = [ln for ln in md.splitlines() if ln.startswith("| output_to_hidden | TF (parallel) |")]
+    assert len(rows) == 3  # tokens/s, step ms (with the growth), compile s
+    assert rows[1].count("|") == 6 and rows[1].rstrip(" |").endswith("x")
+    assert "| mingru | " in md.split("Scheduled sampling step")[1]
+    jpath, mpath = bench.write_length_results(length_records, env, tmp_path, "CMD")
+    assert len(json.loads(jpath.read_text())) == 8 and mpath.read_text() == bench.markdown_lengths(length_records, env,
+                                                                                                    "CMD")
+    png = bench.plot_lengths(length_records, tmp_path / "p" / "tps.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000
+
+
+def test_parse_lengths_and_cli_errors():
+    assert bench.parse_lengths("64, 256,4096") == (64, 256, 4096)
+    for bad in ("", "64,x", "0", "-4"):
+        with pytest.raises(bench.RnnlabError, match="--lengths=.* is not valid"):
+            bench.parse_lengths(bad)
+    r = subprocess.run([sys.executable, "-m", "experiments.benchmark", "--lengths=64", "--cells=lstm,transformer"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: --cells='lstm,transformer'")
+    assert "Traceback" not in r.stderr

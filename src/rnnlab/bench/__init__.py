@@ -26,7 +26,9 @@ steady step (cuDNN plans, allocator warm-up), as it has no compile.
 Modules: ``plan`` (sizes, options, the rows to run), ``timing`` (median step, timed compile, peak
 memory, step loops, the record), ``rnnlab_rows`` / ``flax_rows`` / ``torch_rows`` (one function per
 implementation), ``tables`` (ratios, console lines, markdown, files), ``driver`` (run_benchmark,
-environment), ``ab`` (an A/B comparison of two git revisions' benchmark files).
+environment), ``ab`` (an A/B comparison of two git revisions' benchmark files), ``length_rows``
+(speed against sequence length: the parallel-in-time cells mingru, minlstm, output_to_hidden against
+lstm, gru at T = 64 ... 4096; ``--lengths``).
 
 Entry point: ``run_benchmark(...) -> list of records``; ``markdown(records, env)``; the CLIs are
 ``experiments/benchmark.py`` and ``experiments/ab_benchmark.py``.
@@ -34,13 +36,17 @@ Entry point: ``run_benchmark(...) -> list of records``; ``markdown(records, env)
 from .. import RnnlabError
 from .driver import environment, run_benchmark
 from .flax_rows import bench_flax
+from .length_rows import (LENGTH_CELLS, LENGTHS, add_length_ratios, length_benchmark, length_plan, length_size,
+                          markdown_lengths, parse_lengths, plot_lengths, run_length_benchmark, write_length_results)
 from .plan import CELLS, IMPL_MODES, IMPLS, MODES, SIZES, Options, Size, parse_list, plan
 from .rnnlab_rows import bench_rnnlab, rnnlab_config, ss_available
 from .tables import add_ratios, headline, line, markdown, write_results
 from .timing import batches, compile_timed, eval_timing, jax_peak, median_step, record, step_loop
 from .torch_rows import bench_torch, torch_available
 
-__all__ = ["CELLS", "IMPLS", "IMPL_MODES", "MODES", "SIZES", "Options", "RnnlabError", "Size", "add_ratios",
+__all__ = ["CELLS", "IMPLS", "IMPL_MODES", "LENGTHS", "LENGTH_CELLS", "MODES", "SIZES", "Options", "RnnlabError", "Size",
+           "add_length_ratios", "add_ratios", "length_benchmark", "length_plan", "length_size", "markdown_lengths",
+           "parse_lengths", "plot_lengths", "run_length_benchmark", "write_length_results",
            "batches", "bench_flax", "bench_rnnlab", "bench_torch", "compile_timed", "environment", "eval_timing",
            "headline", "jax_peak", "line", "markdown", "median_step", "parse_list", "plan", "record",
            "rnnlab_config", "run_benchmark", "ss_available", "step_loop", "torch_available", "write_results"]

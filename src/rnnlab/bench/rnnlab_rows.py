@@ -1,4 +1,5 @@
-"""The rnnlab rows: ``train.make_train_step`` on ``model.LanguageModel``, teacher forcing (tf) or
+"""The rnnlab rows: ``train.make_train_step`` on ``model.LanguageModel`` (or, for
+``cell=output_to_hidden``, ``output_to_hidden.OutputToHidden``), teacher forcing (tf) or
 scheduled sampling at a constant eps (ss, the same make_train_step), and the multi-seed runner's
 program (``seeds`` > 0: jit(vmap(step)) over stacked states, tokens/s counting every seed)."""
 from __future__ import annotations
@@ -42,11 +43,11 @@ def bench_rnnlab(size_name, size, cell, mode, opts, *, unroll=None, matmul_dtype
     """Time one rnnlab row -> record (timing.record) with variant 'unroll=U,DTYPE[,autodiff]', the eps
     the step reported, and for seeds > 0 impl 'rnnlab_seeds' with tokens/s x seeds."""
     from .. import unroll as unroll_mod
-    from ..model import build_model
+    from ..output_to_hidden import make_model  # model.build_model, or model.cell=output_to_hidden's network
     from ..train import create_train_state, make_optimizer, make_train_step
 
     cfg = rnnlab_config(size, cell, mode, opts, unroll, matmul_dtype)
-    model = build_model(cfg, size.vocab)
+    model = make_model(cfg, size.vocab)
     tx, _ = make_optimizer(cfg, 1000)
     step = make_train_step(model, tx, cfg)
     key = jax.random.key(0)
