@@ -31,6 +31,7 @@ from .model import model_carries
 from .output_to_hidden import make_model  # model.build_model, or model.cell=output_to_hidden's network
 from .optim import _global_norm, lr_schedule, make_optimizer  # noqa: F401  (lr_schedule: re-exported)
 from .recorder import RunRecorder
+from .seq2seq import professor  # train.mode=professor_forcing (Lamb et al. 2016)
 from .preflight import preflight
 from .rundir import check_workdir_config, claim_run_dir, finished_summary, params_sha256, start_run_dir  # noqa: F401
 from .tracking import complete_wandb_mirror
@@ -149,6 +150,8 @@ def prepare(cfg) -> Setup:
     if cfg.train.max_steps:
         total_steps = min(total_steps, cfg.train.max_steps)
     tx, lr_fn = make_optimizer(cfg, W)
+    if cfg.train.mode == "professor_forcing":  # a discriminator beside the model, with its own optimizer
+        model, tx = professor.attach(model, tx, cfg)
     return Setup(corpus, kind, model, windows, total_steps, tx, lr_fn)
 
 
