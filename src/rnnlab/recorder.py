@@ -15,6 +15,7 @@ from .config import to_dict
 from .keys import split_keys
 from .free_running import free_running_metrics, log_items
 from .model import count_params
+from .seq2seq.professor import disc_log
 from .rundir import environment, params_sha256
 from .tracking import make_loggers
 
@@ -69,6 +70,8 @@ class RunRecorder:
                "wall_s": self.wall(now)}
         if a.get("fed_count"):  # fraction of fed inputs that were gold (scheduled sampling: about eps)
             rec["train/gold_frac"] = a["gold_fed"] / a["fed_count"]
+        if a.get("disc_count"):  # professor forcing: the discriminator's loss, accuracy and gates (professor.py)
+            rec.update(disc_log(a))
         if self.cfg.train.get("skip_nonfinite", False):
             rec["train/skipped"] = a.get("skipped", 0.0)
             self.meta["skipped"] = self.meta.get("skipped", 0.0) + a.get("skipped", 0.0)
