@@ -1,6 +1,7 @@
 """The transduction kind's own evaluation (accuracy by length and by position, sequence accuracy,
 free-running vs teacher-forced for models that feed their outputs back), the state-tracking study's
-config and its table (report/state_tracking.py), and one short run end to end."""
+config and its table (report/state_tracking.py), one short run end to end, and the equal-parameter
+LM study's config (configs/parallel_lm.py)."""
 from __future__ import annotations
 
 import json
@@ -198,3 +199,24 @@ def test_a_short_output_to_hidden_run_writes_the_curves(tmp_path):
     for k in ("test_acc", "test_acc_tf", "val_acc_tf", "test_seq_acc", "test_seq_acc_tf"):
         assert 0.0 <= s[k] <= 1.0, k
     assert set(s["test_acc_by_length_tf"]) == set(s["test_acc_by_length"])
+
+
+def test_parallel_lm_config_gives_every_cell_about_the_same_parameter_count():
+    """configs/parallel_lm.py: 5 (cell, H) pairs x 3 seeds, each model within 1.5% of 25k parameters
+    (the Time Machine's character vocabulary has 28 symbols: 26 letters, space, <unk>)."""
+    from configs import parallel_lm as lm
+    from rnnlab.model import count_params
+    from rnnlab.sweep.spec import expand
+
+    validate(lm.get_config())
+    members = expand(lm.get_config(), lm.get_sweep())
+    assert len(members) == 15
+    counts = {}
+    for m in members:
+        cfg = m.config
+        model = make_model(cfg, 28)
+        shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jax.numpy.zeros((1, 2), jax.numpy.int32),
+                                                   model_carries(cfg, 1))["params"])
+        counts[(cfg.model.cell, cfg.model.hidden_size)] = count_params(shapes)
+    assert counts == {("rnn", 128): 25_244, ("gru", 71): 25_277, ("lstm", 60): 25_164, ("mingru", 256): 24_988,
+                      ("minlstm", 190): 25_054}
