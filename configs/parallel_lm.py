@@ -9,34 +9,24 @@ H per cell (parameters = embedding 28 x 32 + cell + readout H x 28 + 28): rnn 12
 (25,277), lstm 60 (25,164), mingru 256 (24,988), minlstm 190 (25,054). minGRU / minLSTM have no
 hidden-to-hidden matrix (their gates read x only), so the same budget buys them 2-4x the units.
 """
-from rnnlab.config import base_config
+from configs import timemachine_char
 
 CELLS = ["rnn", "gru", "lstm", "mingru", "minlstm"]
 HIDDEN = [128, 71, 60, 256, 190]  # about 25k parameters each (see the docstring)
 
 
 def get_config():
-    c = base_config()
-    c.data.name = "timemachine"
-    c.data.level = "char"
+    """configs/timemachine_char.py's recipe (embedding 32, PyTorch init, Adam 5e-3, clip 1, 32 x 64
+    windows) capped at 400 steps at a constant lr, one layer of lstm H = 60 by default."""
+    c = timemachine_char.get_config()
     c.model.cell = "lstm"
     c.model.hidden_size = 60
-    c.model.embed_size = 32
-    c.model.num_layers = 1
-    c.model.init = "pytorch"
-    c.train.optimizer = "adam"
-    c.train.lr = 5e-3
     c.train.lr_hold_epochs = 8  # constant lr over the capped run
-    c.train.batch_size = 32
-    c.train.bptt = 64
-    c.train.epochs = 8
+    c.train.lr_decay = 0.5
     c.train.max_steps = 400
-    c.train.clip_norm = 1.0
     c.train.log_every = 50
     c.train.progress = False
-    c.eval.batch_size = 16
     c.checkpoint.every_steps = 0
-    c.wandb.mode = "disabled"
     return c
 
 
