@@ -318,8 +318,9 @@ def complete_wandb_mirror(cfg, workdir, *, run_name: str) -> None:
     except (FileNotFoundError, ValueError, OSError, KeyError):
         wb = {"history": [], "summary": {}}
     stored = json.loads(json.dumps(summary, default=_jsonable))
+    logged = {k for r in rows for k in r}  # W&B's summary keeps the last logged value of these (wall_s)
     if first_missing(rows, wb["history"]) == len(rows) and all(
-            k in wb["summary"] and same_value(wb["summary"][k], v) for k, v in stored.items()):
+            k in wb["summary"] and same_value(wb["summary"][k], v) for k, v in stored.items() if k not in logged):
         return
     logger = WandbLogger(cfg, workdir, run_name=run_name, resume_step=rows[-1]["step"] if rows else 0)
     logger.summary(summary)
