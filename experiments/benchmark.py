@@ -19,6 +19,7 @@ with --lengths DIR/lengths.json and DIR/lengths.md (tokens/s, step and compile t
 See src/rnnlab/bench/ for what is timed and how; docs/benchmarks.md for results.
 """
 import os
+import shlex
 import sys
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # leave GPU memory to torch as well
@@ -90,7 +91,7 @@ def run_lengths(p):
                          min_block_s=FLAGS.min_block, eps=FLAGS.eps)
     bench.length_benchmark(bench.parse_lengths(FLAGS.lengths), cells, p(FLAGS.modes, bench.MODES, "--modes"), opts,
                            sizes=(FLAGS.batch, FLAGS.hidden, FLAGS.vocab), out=FLAGS.out, plot=FLAGS.plot,
-                           load=FLAGS.load, command="python -m experiments.benchmark " + " ".join(sys.argv[1:]))
+                           load=FLAGS.load, command="python -m experiments.benchmark " + shlex.join(sys.argv[1:]))
     return 0
 
 

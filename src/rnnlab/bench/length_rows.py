@@ -159,12 +159,16 @@ def plot_lengths(records, path) -> Path:
     import matplotlib.pyplot as plt
 
     by = _by(records)
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for cell, mode in sorted({(c, m) for c, m, _ in by}, key=lambda k: (k[1], LENGTH_CELLS.index(k[0])
-                                                                          if k[0] in LENGTH_CELLS else 99)):
-        Ts = sorted(T for c, m, T in by if (c, m) == (cell, mode))
-        ax.plot(Ts, [by[(cell, mode, T)]["tokens_per_sec"] for T in Ts], marker="o",
-                linestyle="-" if mode == "tf" else "--", label=f"{cell} {_mode_name(cell, mode)}")
+    fig, ax = plt.subplots(figsize=(7.2, 4.6))
+    cells = sorted({c for c, _, _ in by}, key=lambda c: LENGTH_CELLS.index(c) if c in LENGTH_CELLS else 99)
+    color = {c: f"C{i}" for i, c in enumerate(cells)}  # one colour per cell: TF solid, SS dashed
+    for mode in ("tf", "ss"):
+        for cell in cells:
+            Ts = sorted(T for c, m, T in by if (c, m) == (cell, mode))
+            if Ts:
+                ax.plot(Ts, [by[(cell, mode, T)]["tokens_per_sec"] for T in Ts], color=color[cell],
+                        marker="o" if mode == "tf" else "s", linestyle="-" if mode == "tf" else "--",
+                        label=f"{cell} {_mode_name(cell, mode)}")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("sequence length T (tokens per window)")
@@ -172,7 +176,7 @@ def plot_lengths(records, path) -> Path:
     first = next(iter(by.values()), {})
     ax.set_title(f"B = {first.get('batch')}, H = {first.get('hidden')}, one layer")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
