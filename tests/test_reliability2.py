@@ -58,9 +58,12 @@ def tiny_config_file(d: Path, **over) -> Path:
 
 
 def cli_env(**extra) -> dict:
+    """The environment of a command run from a shell: no WANDB_SERVICE (wandb puts the token of this
+    process's wandb-core there; a child would share it, and a child killed with SIGKILL would leave
+    its run 'in use' in our service, which no separate shell command ever sees)."""
     env = dict(os.environ, JAX_PLATFORMS="cpu", WANDB_SILENT="true", **extra)
-    env.pop("WANDB_MODE", None)
-    env.pop(faults.KILL_ENV, None)
+    for name in ("WANDB_MODE", "WANDB_SERVICE", faults.KILL_ENV):
+        env.pop(name, None)
     return env
 
 
@@ -118,6 +121,7 @@ def test_wandb_equals_metrics_after_real_sigkills(reference, tmp_path):
     assert max(r["step"] for r in read_jsonl(wd / "metrics.jsonl")) == 12
     r2 = run(train_cmd(cfg_file, wd), kill_at="final:1")  # resumes from 10, killed after the last save
     assert r2.returncode == -signal.SIGKILL, r2.stderr[-2000:]
+    assert "W&B" not in r1.stderr + r2.stderr  # W&B worked in both (no warning line)
     assert not (wd / "summary.json").exists()
     summary = train_and_evaluate(tiny_config(**{"wandb.mode": "offline"}), wd)  # resumes from 48: evaluates
     wb = assert_wandb_equals_metrics(wd)

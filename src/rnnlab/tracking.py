@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .wandb_offline import (WANDB_RUN_FILE, as_logged, first_missing, history_rows, iter_wandb_records,  # noqa: F401
-                            offline_history, read_wandb_offline, same_value)
+                            offline_history, read_wandb_offline, same_value, wait_for_exit_record)
 
 
 class Logger(Protocol):
@@ -166,6 +166,10 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
+def _finish_timeout() -> float:
+    return float(os.environ.get("WANDB_FINISH_TIMEOUT", 300))
+
+
 def _has_wandb_key() -> bool:
     """True when an API key is available (WANDB_API_KEY or a `wandb login` entry in ~/.netrc)."""
     if os.environ.get("WANDB_API_KEY"):
@@ -236,8 +240,7 @@ class WandbLogger:
             _warn("W&B online needs an API key (wandb login or WANDB_API_KEY); logging offline instead")
             mode = "offline"
         for attempt in ([mode, "offline"] if mode == "online" else [mode]):
-            settings = wandb.Settings(silent=True, console="off", init_timeout=timeout,
-                                      finish_timeout=float(os.environ.get("WANDB_FINISH_TIMEOUT", 300)))
+            settings = wandb.Settings(silent=True, console="off", init_timeout=timeout, finish_timeout=_finish_timeout())
             try:
                 self.run = wandb.init(mode=attempt, settings=settings, **kwargs)
                 break
@@ -291,7 +294,16 @@ class WandbLogger:
 
     def close(self):
         # No summary with status finished means the run stopped early: W&B marks it failed.
+        log_file = None
+        if self.run is not None and getattr(self, "mode", "") == "offline":
+            try:
+                log_file = Path(self.run.dir).parent / f"run-{self.run.id}.wandb"
+            except Exception:  # noqa: BLE001  (W&B internals: never stop the run over them)
+                log_file = None
         self._call("finish", lambda: self.run.finish(exit_code=0 if self.finished else 1))
+        if log_file is not None and self.run is not None and not wait_for_exit_record(log_file, _finish_timeout()):
+            _warn(f"W&B has not finished writing {log_file} yet; metrics.jsonl is unaffected (the next run of this "
+                  f"command completes the W&B files)")
         self.run = None
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 
 WANDB_RUN_FILE = "wandb_run.json"
@@ -155,3 +156,20 @@ def offline_history(workdir, run_id: str) -> list[dict]:
         return read_wandb_offline(workdir, run_id)["history"]
     except (FileNotFoundError, ValueError, OSError):
         return []
+
+
+def wait_for_exit_record(path, timeout: float = 30.0) -> bool:
+    """Wait until the offline file ``path`` holds its run's exit record (True), at most ``timeout``
+    seconds (False). ``wandb.finish()`` returns before wandb-core has written the file (measured:
+    the file is still its 7-byte header when finish returns, complete ~50 ms later on an idle CPU),
+    so a process killed, or a reader, right after it would find the run's records missing."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if any(r.WhichOneof("record_type") == "exit" for r in iter_wandb_records(path)):
+                return True
+        except (OSError, ValueError):
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
