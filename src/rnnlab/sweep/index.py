@@ -19,7 +19,12 @@ def write_index(workdir, members: list[Member], *, config_file: str, cli: dict, 
                 extra: dict | None = None, running=(), draws: list[dict] | None = None) -> dict:
     """Write <workdir>/sweep.json: the members with their status from disk (``running`` while this
     process trains them; a killed sweep leaves that, the next run recomputes it), and the rows
-    drawn for the random part (``random_draws``, read back by ``stored_draws``)."""
+    drawn for the random part (``random_draws``, read back by ``stored_draws``). A member's
+    ``job_id`` (the SLURM job that last took it, rnnlab.launch.slurm) is kept unless ``extra``
+    gives another."""
+    jobs = stored_jobs(workdir)
+    extra = {m.name: {**({"job_id": jobs[m.name]} if m.name in jobs else {}), **(extra or {}).get(m.name, {})}
+             for m in members}
     index = {
         "study": Path(workdir).name, "config_file": config_file, "cli_overrides": cli, "sweep": sweep,
         "vmap_seeds": vmap_seeds, "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -33,6 +38,15 @@ def write_index(workdir, members: list[Member], *, config_file: str, cli: dict, 
     tmp.write_text(json.dumps(index, indent=2, sort_keys=True, default=_jsonable))
     os.replace(tmp, path)
     return index
+
+
+def stored_jobs(workdir) -> dict:
+    """{member name: job id} of the members sweep.json records a SLURM job for."""
+    try:
+        old = json.loads((Path(workdir) / INDEX_FILE).read_text())
+        return {m["name"]: m["job_id"] for m in old.get("members", []) if m.get("job_id")}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return {}
 
 
 def stored_draws(workdir, sweep: dict) -> list[dict] | None:
