@@ -44,8 +44,9 @@ compiled program (``multiseed.train_seeds``), each still writing its own run dir
 
 Modules, in reading order: ``fields`` (dotted config fields), ``labels`` (member names),
 ``random_search`` (distributions and draws), ``spec`` (load, check and expand get_sweep()), ``locks`` (one process per member), ``status``
-(a member's state on disk), ``index`` (sweep.json, the table), ``runner`` (run_sweep, and
-run_member for one member or vmapped seed group), ``wandb_export`` (the W&B sweep spec: method
+(a member's state on disk), ``index`` (sweep.json, the table), ``plan`` (plan_study and groups:
+what every launcher does before it trains), ``runner`` (run_sweep, and run_member for one member
+or vmapped seed group: also the SLURM array task, ``rnnlab.launch``), ``wandb_export`` (the W&B sweep spec: method
 grid, or random with the matching W&B distributions and run_cap = grid x samples).
 """
 from .fields import get_field, leaf_fields, set_field
