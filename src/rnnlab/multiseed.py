@@ -30,10 +30,11 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import parallel
+from . import faults, parallel
 from .config import validate
 from .faults import diverged_summary
 from .model import model_carries
+from .preflight import preflight
 from .train import (RunRecorder, Setup, TrainState, check_workdir_config, create_train_state, finished_summary,
                     make_train_step, prepare, split_keys, start_run_dir, train_loop)
 
@@ -108,7 +109,14 @@ def train_seeds(cfg, workdirs: dict, *, run_names: dict | None = None, config_fi
     t_start = time.perf_counter()
     parallel.start(cfg)  # parallel.multihost: jax.distributed first; one process per run directory
     setup = prepare(cfg)
+    preflight(cfg, setup.corpus)  # eval streams, prompts, eval.reference: checked before anything is written
     recs = {}
+    with faults.preemptible():  # SIGTERM / SIGUSR2: every seed checkpoints at the next step, exit 143 (faults.py)
+        return _train_group(cfg, cfgs, setup, todo, workdirs, run_names, config_file, t_start, summaries, recs)
+
+
+def _train_group(cfg, cfgs, setup, todo, workdirs, run_names, config_file, t_start, summaries, recs) -> dict:
+    """The seeds ``todo`` of one config through the vmapped program (grouped by their resume step)."""
     try:
         states = {}
         for s in todo:
