@@ -17,7 +17,7 @@ from rnnlab import RnnlabError
 from rnnlab import sweep as sw
 from rnnlab.config import base_config
 from rnnlab.sweep.random_search import _short
-from rnnlab.sweep.runner import _groups
+from rnnlab.sweep.plan import groups as _groups
 
 ROOT = Path(__file__).resolve().parents[1]
 LR = {"train.lr": {"log_uniform": [1e-4, 1e-2]}}
