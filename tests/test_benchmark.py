@@ -231,14 +231,16 @@ def test_length_rows_run_every_cell_mode_and_length(length_records):
         assert (r["batch"], r["hidden"], r["layers"], r["vocab"], r["size"]) == (2, 8, 1, 11, f"T={r['bptt']}")
         assert r["tokens_per_sec"] == pytest.approx(2 * r["bptt"] / (r["step_ms"] / 1e3), rel=1e-9)
         assert r["eps"] == pytest.approx(0.5 if r["mode"] == "ss" else 1.0)  # the step's own eps
+        assert len(r["block_ms"]) == 1 and r["best_step_ms"] == min(r["block_ms"]) == pytest.approx(r["step_ms"])
+        assert r["best_tokens_per_sec"] == pytest.approx(2 * r["bptt"] / (r["best_step_ms"] / 1e3), rel=1e-9)
     by = {(r["cell"], r["mode"], r["bptt"]): r for r in length_records}
     for cell in ("mingru", "output_to_hidden"):
         for T in (4, 8):
-            assert by[(cell, "ss", T)]["ss_over_tf"] == pytest.approx(by[(cell, "ss", T)]["step_ms"] /
-                                                                     by[(cell, "tf", T)]["step_ms"])
+            assert by[(cell, "ss", T)]["ss_over_tf"] == pytest.approx(by[(cell, "ss", T)]["best_step_ms"] /
+                                                                     by[(cell, "tf", T)]["best_step_ms"])
         for mode in ("tf", "ss"):
-            assert by[(cell, mode, 8)]["growth"] == pytest.approx(by[(cell, mode, 8)]["step_ms"] /
-                                                                 by[(cell, mode, 4)]["step_ms"])
+            assert by[(cell, mode, 8)]["growth"] == pytest.approx(by[(cell, mode, 8)]["best_step_ms"] /
+                                                                 by[(cell, mode, 4)]["best_step_ms"])
             assert "growth" not in by[(cell, mode, 4)]
 
 
@@ -256,6 +258,17 @@ def test_length_tables_and_plot(length_records, tmp_path):
                                                                                                     "CMD")
     png = bench.plot_lengths(length_records, tmp_path / "p" / "tps.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000
+
+
+def test_best_block_and_median_step_blocks():
+    r = bench.length_rows.add_best({"batch": 4, "bptt": 16, "step_ms": 9.0, "block_ms": [9.0, 3.0, 12.0]})
+    assert r["best_step_ms"] == 3.0 and r["best_tokens_per_sec"] == pytest.approx(64 / 3e-3)
+    assert bench.length_rows.add_best({"batch": 1, "bptt": 2, "step_ms": 4.0})["best_step_ms"] == 4.0
+    blocks: list = []
+    calls = []
+    med, n = bench.median_step(lambda k: calls.append(k), 3, 4, 0.0, blocks)
+    assert n == 3 and calls == [3, 3, 3, 3] and len(blocks) == 4
+    assert med == pytest.approx(sum(sorted(blocks)[1:3]) / 2)  # the median of 4 blocks
 
 
 def test_parse_lengths_and_cli_errors():

@@ -80,7 +80,8 @@ def bench_rnnlab(size_name, size, cell, mode, opts, *, unroll=None, matmul_dtype
     run, box = step_loop(compiled, state, xs, ys, call_key)
     run(opts.warmup)
     eps_seen = float(np.mean(np.asarray(box["out"]["eps"])))
-    step_s, timed_steps = median_step(run, opts.steps, opts.repeats, opts.min_block_s)
+    blocks: list = []
+    step_s, timed_steps = median_step(run, opts.steps, opts.repeats, opts.min_block_s, blocks)
 
     eval_s = None
     if eval_too and not seeds and mode == "tf":
@@ -91,7 +92,7 @@ def bench_rnnlab(size_name, size, cell, mode, opts, *, unroll=None, matmul_dtype
     impl = "rnnlab_seeds" if seeds else "rnnlab"
     rec = record(impl, size_name, size, cell, mode, step_s, eval_s, compile_s, peak,
                  variant=variant, unroll=m.unroll, matmul_dtype=m.matmul_dtype, fast_backward=not autodiff,
-                 eps=eps_seen, timed_steps=timed_steps)
+                 eps=eps_seen, timed_steps=timed_steps, block_ms=[b * 1e3 for b in blocks])
     if seeds:
         rec["seeds"] = seeds
         rec["tokens_per_sec"] *= seeds

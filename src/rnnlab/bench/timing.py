@@ -17,11 +17,13 @@ import numpy as np
 from .plan import Size
 
 
-def median_step(run_block, steps: int, repeats: int, min_block_s: float = 0.0) -> tuple[float, int]:
+def median_step(run_block, steps: int, repeats: int, min_block_s: float = 0.0,
+                blocks: list | None = None) -> tuple[float, int]:
     """run_block(n) runs n steps and synchronises; -> (median seconds per step, steps per block).
 
     Blocks of ``steps`` steps, lengthened (up to 50x) until a block lasts ``min_block_s``, so that short
-    steps are not timed over a few milliseconds (GPU clocks ramp up, launch jitter)."""
+    steps are not timed over a few milliseconds (GPU clocks ramp up, launch jitter). ``blocks``: a
+    list that receives every block's seconds per step (e.g. for the fastest block on a shared machine)."""
     n = steps
     if min_block_s > 0:
         t0 = time.perf_counter()
@@ -34,6 +36,8 @@ def median_step(run_block, steps: int, repeats: int, min_block_s: float = 0.0) -
         t0 = time.perf_counter()
         run_block(n)
         times.append((time.perf_counter() - t0) / n)
+    if blocks is not None:
+        blocks.extend(times)
     return statistics.median(times), n
 
 
