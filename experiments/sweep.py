@@ -18,7 +18,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from rnnlab.cli import main_wrapper, parse_flags
-from rnnlab.launch.slurm import slurm_options
+from rnnlab.launch.slurm import OPTIONS, slurm_options
 
 config_flags.DEFINE_config_file("config", None, "study config file (python, get_config() and get_sweep())",
                                 lock_config=True)
@@ -28,14 +28,14 @@ flags.DEFINE_string("wandb_sweep", None, "write a W&B sweep spec (YAML) to this 
 flags.DEFINE_string("zip", None, "run only the zipped tuple with this label (what a W&B agent passes)")
 flags.DEFINE_enum("launcher", "local", ["local", "slurm"], "local: train here, one member after the other; "
                   "slurm: submit a SLURM job array (submitit), one task per member or vmapped seed group")
-config_flags.DEFINE_config_dict("slurm", slurm_options(), "--launcher=slurm options (rnnlab.launch.slurm)",
-                                lock_config=True)
+for _name, (_default, _help) in OPTIONS.items():  # --slurm.partition=P, --slurm.time=MIN, ... (rnnlab.launch.slurm)
+    (flags.DEFINE_string if isinstance(_default, str) else flags.DEFINE_integer)(f"slurm.{_name}", _default, _help)
 flags.DEFINE_bool("wait", False, "--launcher=slurm: wait for the jobs, then print the table")
 FLAGS = flags.FLAGS
 
 
 def main():
-    argv = parse_flags()
+    parse_flags()
     from rnnlab import sweep
     from rnnlab.cli import die
 
@@ -53,7 +53,8 @@ def main():
     if FLAGS.launcher == "slurm":
         from rnnlab.launch import launch
 
-        index = launch(FLAGS.config, FLAGS.workdir, study, options=FLAGS.slurm, wait=FLAGS.wait, config_file=config_file,
+        options = slurm_options(**{k: FLAGS[f"slurm.{k}"].value for k in OPTIONS})
+        index = launch(FLAGS.config, FLAGS.workdir, study, options=options, wait=FLAGS.wait, config_file=config_file,
                        pinned=pinned, zip_choice=FLAGS.zip, vmap_seeds=FLAGS.vmap_seeds)
         if index is None:  # submitted, not waited for
             return 0

@@ -342,3 +342,14 @@ def test_member_task_pickles_and_checkpoints_itself(tmp_path):
     assert back.members[0].name == "cell=gru" and back.members[0].config.model.hidden_size == 200
     again = task.checkpoint()  # what submitit pickles before a requeue: the same task, nothing else
     assert isinstance(again, submitit.helpers.DelayedSubmission) and again.function is task and again.args == ()
+
+
+def test_cli_slurm_flags_are_one_line_errors(tmp_path):
+    base = [sys.executable, "-m", "experiments.sweep", "--config=configs/quickstart.py", f"--workdir={tmp_path / 's'}",
+            "--launcher=slurm"]
+    for flag, line in (("--slurm.nope=1", "error: Unknown command line flag 'slurm.nope'"),
+                       ("--slurm.time=0", "error: --slurm.time=0 is not valid; it must be an integer >= 1")):
+        r = subprocess.run([*base, flag], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+        assert r.stderr.strip().splitlines()[-1].startswith(line)
+    assert not (tmp_path / "s").exists()

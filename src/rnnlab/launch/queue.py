@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -27,9 +28,10 @@ def queue_states() -> dict[str, str]:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise RnnlabError(f"squeue could not run ({e}); is SLURM installed here (and SLURM_CONF set)?") from None
-    if out.returncode != 0:
-        first = (out.stderr.strip().splitlines() or ["no output"])[0]
-        raise RnnlabError(f"squeue failed: {first}")
+    if out.returncode != 0:  # squeue's last line says why (its first ones are often DNS lookups of a controller)
+        last = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RnnlabError(f"squeue failed: {last} (SLURM_CONF={os.environ.get('SLURM_CONF', 'unset')}; "
+                          f"is a controller reachable from here?)")
     states = {}
     for line in out.stdout.splitlines():
         jid, _, state = line.strip().partition("|")

@@ -48,19 +48,26 @@ from .task import MemberTask
 LOG_DIR = "slurm"  # under the study folder
 
 
-def slurm_options() -> ml_collections.ConfigDict:
-    """The ``--slurm.*`` flags of experiments/sweep.py (launcher options, not run config)."""
-    o = ml_collections.ConfigDict()
-    o.partition = ""  # '' = the cluster's default partition
-    o.gpus_per_task = 0  # GPUs per task (--gpus-per-task); set parallel.data to use several in one run
-    o.cpus_per_task = 1  # CPUs per task (--cpus-per-task)
-    o.time = 120  # minutes: each task's time limit (--time); a task near it checkpoints and is requeued
-    o.mem = 0  # GB per task (--mem); 0 = the cluster's default
-    o.array_parallelism = 0  # most tasks running at once (--array=0-N%P); 0 = submitit's default (256)
-    o.signal_delay_s = 120  # SLURM sends USR2 this long before the time limit (--signal=USR2@N): checkpoint, requeue
-    o.max_requeues = 3  # requeues after time limits per task (submitit's max_num_timeout); preemptions are free
-    o.job_name = ""  # '' = rnnlab-<study folder name>
-    return o
+# The ``--slurm.<name>`` flags of experiments/sweep.py (launcher options, not run config): name -> (default, help).
+OPTIONS = {
+    "partition": ("", "partition (--partition); '' = the cluster's default"),
+    "gpus_per_task": (0, "GPUs per task (--gpus-per-task); set parallel.data to use several in one run"),
+    "cpus_per_task": (1, "CPUs per task (--cpus-per-task)"),
+    "time": (120, "minutes: each task's time limit (--time); a task near it checkpoints and is requeued"),
+    "mem": (0, "GB per task (--mem); 0 = the cluster's default"),
+    "array_parallelism": (0, "most tasks running at once (--array=0-N%P); 0 = submitit's default (256)"),
+    "signal_delay_s": (120, "SLURM sends USR2 this long before the time limit (--signal=USR2@N): checkpoint, requeue"),
+    "max_requeues": (3, "requeues after time limits per task (submitit's max_num_timeout); preemptions are free"),
+    "job_name": ("", "job name; '' = rnnlab-<study folder name>"),
+}
+
+
+def slurm_options(**values) -> ml_collections.ConfigDict:
+    """The launcher options (``OPTIONS``' defaults, then ``values``)."""
+    unknown = sorted(set(values) - set(OPTIONS))
+    if unknown:
+        raise RnnlabError(f"unknown SLURM option {unknown[0]!r}; the options are {', '.join(OPTIONS)}")
+    return ml_collections.ConfigDict({k: values.get(k, d) for k, (d, _) in OPTIONS.items()})
 
 
 def check_options(o) -> None:
