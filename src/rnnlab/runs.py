@@ -143,12 +143,16 @@ def load_run(workdir, which: str = "best") -> Run:
     which, step = find_checkpoint(workdir, which)
     cfg = load_config(workdir)
     io = _read_json(workdir / IO_FILE, "io.json") if (workdir / IO_FILE).is_file() else None
+    if io and io.get("kind") == "pairs":  # an encoder-decoder: seq2seq/runs.py loads it
+        raise RnnlabError(f"{workdir} is a sequence-to-sequence run; load it with rnnlab.seq2seq.runs.load_pair_run "
+                          f"(experiments.sample --source=TEXT decodes with it)")
     vocab = load_vocab(workdir) if io is None or (workdir / "vocab.json").is_file() else None
     try:  # runs written before io.json existed are token LMs: their sizes come from vocab.json
         model = build_model(cfg, {k: v for k, v in io.items() if k != "kind"} if io else vocab.size)
     except (AttributeError, KeyError) as e:
         raise RnnlabError(f"{workdir / 'config.json'} lacks a model field ({e}); it is not an rnnlab config") from None
     params = restore_params(workdir, which, step)
+    params = {k: v for k, v in params.items() if k != "discriminator"}  # professor forcing's, not the model's
     check_params(params, model, cfg, f"{workdir}/checkpoints/{which}/{step}")
     return Run(cfg, model, jax.tree_util.tree_map(jnp.asarray, params), vocab)
 
