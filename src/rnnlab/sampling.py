@@ -12,6 +12,10 @@ gives: sample i of ``--num_samples=N`` does not depend on N.
 uses: it encodes the prompt (unknown tokens: ``<unk>`` with a warning at word level, an error
 naming them at char level, or dropped), generates and decodes.
 
+``translate_text(model, params, src_vocab, tgt_vocab, source, beam_size=...)`` is the same layer for
+an encoder-decoder (``--source``): unknown source tokens become ``<unk>`` with a warning, then greedy
+or beam decoding (``seq2seq/decode.py``) up to <eos> or a length limit.
+
 Filtering order (``filter_logits``): divide by the temperature, keep the top-k, then keep the
 top-p nucleus (the smallest set of most likely tokens whose probability reaches ``top_p``).
 Temperature 0 (or ``greedy=True``) is the argmax of the raw logits.
@@ -29,7 +33,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import RnnlabError
+from .data.pairs import detokenize, preprocess_nmt
 from .model import initial_carries
+from .seq2seq.decode import check_beam, decode
+from .seq2seq.runs import load_pair_run, run_kind
 
 
 def check_sampling_args(*, temperature=1.0, top_k=0, top_p=1.0, length=1) -> None:
@@ -190,3 +197,52 @@ def sample_text(model, params, vocab, prompt: str = "", *, length: int = 200, se
     toks = generate(model, params, batch, length, jax.random.key(seed), temperature=temperature,
                     top_k=top_k, top_p=top_p, greedy=greedy)
     return [vocab.decode(row) for row in np.asarray(toks)]
+
+
+# ---------------------------------------------------------------------------------------- seq2seq
+def encode_source(vocab, text: str) -> tuple[np.ndarray, str | None]:
+    """A seq2seq source -> (ids [S] int32, warning or None). Word-level text gets the data's own
+    preprocessing first (``data.pairs.preprocess_nmt``: lowercase, ``, . ! ?`` split off); tokens not
+    in the source vocab map to ``<unk>`` (every pair vocab has it) with a warning naming them, at both
+    levels; an empty source is an error (the encoder needs a token)."""
+    text = preprocess_nmt(text).strip() if vocab.level == "word" else text
+    tokens = vocab.tokenize(text)
+    if not tokens:
+        raise RnnlabError("--source is empty; give the source sentence (or symbols) to translate")
+    missing = list(dict.fromkeys(t for t in tokens if t not in vocab.stoi))
+    note = None
+    if missing:
+        note = (f"source {vocab.level}s not in the vocab map to {vocab.unk}: "
+                f"{', '.join(map(repr, missing[:10]))}")
+    return vocab.encode_tokens(tokens, unknown="unk"), note
+
+
+def translate_text(model, params, src_vocab, tgt_vocab, source: str, *, beam_size: int = 1, max_len: int = 200,
+                   alpha: float = 1.0, warn: Callable[[str], None] | None = None) -> str:
+    """Text in, decoded target text out: greedy (``beam_size`` 1) or beam search, at most ``max_len``
+    tokens (``seq2seq/decode.py``); the target is detokenised (``data.pairs.detokenize``)."""
+    check_beam(beam_size)
+    if isinstance(max_len, bool) or not isinstance(max_len, numbers.Integral) or max_len < 1:
+        raise RnnlabError(f"length={max_len!r} is not valid; it must be an integer >= 1 (the most target tokens)")
+    ids, note = encode_source(src_vocab, source)
+    if note:
+        (warn or (lambda m: warnings.warn(m, stacklevel=3)))(note)
+    toks = decode(model, params, jnp.asarray(ids[None]), jnp.asarray([ids.size], jnp.int32), int(max_len) + 1,
+                  beam_size, alpha)
+    return detokenize(tgt_vocab, np.asarray(toks)[0])
+
+
+def translate_run(workdir, source: str | None, *, checkpoint: str = "best", beam_size: int = 1, max_len: int = 200,
+                  warn: Callable[[str], None] | None = None) -> str:
+    """``translate_text`` with the seq2seq run in ``workdir`` (``seq2seq.runs.load_pair_run``): what
+    ``experiments.sample --source`` prints. One-line errors for a run that is not seq2seq or a missing source."""
+    kind = run_kind(workdir)
+    if kind != "pairs":
+        raise RnnlabError(f"--source is for sequence-to-sequence runs (data of kind pairs); {workdir} is a {kind} "
+                          f"run: use --prompt")
+    if source is None:
+        raise RnnlabError(f"{workdir} is a sequence-to-sequence run: give --source=TEXT to decode")
+    check_beam(beam_size)
+    run = load_pair_run(workdir, checkpoint)
+    return translate_text(run.model, run.params, run.src_vocab, run.tgt_vocab, source, beam_size=beam_size,
+                          max_len=max_len, alpha=float(run.cfg.eval.get("length_alpha", 1.0)), warn=warn)

@@ -101,8 +101,8 @@ def beam_decode(model: Seq2Seq, params, src, src_len, max_len: int, beam_size: i
         logp = jax.nn.log_softmax(readout_logits(parts, h), axis=-1).reshape(B, K, V)
         vals, idx = jax.lax.top_k((st["score"][:, :, None] + logp).reshape(B, K * V), 2 * K)  # [B, 2K], best first
         parent, tok = idx // V, (idx % V).astype(jnp.int32)
-        seq = jnp.where(pos == t, tok[:, :, None], _take(st["seq"], parent))  # [B, 2K, L]
-        ends = (tok == EOS_ID) & (jnp.arange(2 * K) < K)  # eos among the first K ranks: finished
+        seq = jnp.where(pos[None, None] == t, tok[:, :, None], _take(st["seq"], parent))  # [B, 2K, L]
+        ends = (tok == EOS_ID) & (jnp.arange(2 * K) < K)[None]  # eos among the first K ranks: finished
         new_fin = jnp.where(ends, vals / (t + 1.0) ** alpha, neg)
         fin_score, fi = jax.lax.top_k(jnp.concatenate([st["fin_score"], new_fin], axis=1), K)
         fin_seq = _take(jnp.concatenate([st["fin_seq"], seq], axis=1), fi)
