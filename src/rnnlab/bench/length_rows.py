@@ -56,9 +56,10 @@ def length_plan(lengths, cells, modes) -> list[tuple]:
 
 def run_length_benchmark(lengths=LENGTHS, cells=LENGTH_CELLS, modes=("tf", "ss"), opts: Options | None = None, *,
                          batch: int = DEFAULT_BATCH, hidden: int = DEFAULT_HIDDEN, vocab: int = DEFAULT_VOCAB,
-                         log=print) -> list[dict]:
+                         log=print, partial=None) -> list[dict]:
     """Time every planned row in this process -> records (``timing.record`` fields, ``size`` = 'T=<T>');
-    a row that cannot run gives a record with ``error``. Then ``add_length_ratios``."""
+    a row that cannot run gives a record with ``error``. Then ``add_length_ratios``. ``partial``: a file
+    that gets each record as a JSON line when its row is done (a killed run keeps its rows)."""
     from .tables import line
 
     opts = opts or Options(steps=3, repeats=3, warmup=1)
@@ -73,6 +74,9 @@ def run_length_benchmark(lengths=LENGTHS, cells=LENGTH_CELLS, modes=("tf", "ss")
             rec = {"impl": "rnnlab", "size": f"T={T}", "cell": cell, "mode": mode, "bptt": T,
                    "error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
         records.append(rec)
+        if partial:
+            with open(partial, "a") as f:
+                f.write(json.dumps(rec) + "\n")
         if log:
             log(line(rec))
     add_length_ratios(records)
@@ -211,8 +215,9 @@ def write_length_results(records, env, out_dir, command: str = "", load: str = "
 
 def length_benchmark(lengths, cells, modes, opts: Options, *, sizes=(DEFAULT_BATCH, DEFAULT_HIDDEN, DEFAULT_VOCAB),
                      out="runs/benchmark", plot=None, load: str = "", command: str = "", log=print) -> list[dict]:
-    """The CLI's --lengths run: time the rows (console lines through ``log``), write DIR/lengths.json and
-    lengths.md (printed), and the plot when ``plot`` names a file. ``sizes`` = (B, H, V), each >= 1."""
+    """The CLI's --lengths run: time the rows (console lines through ``log``; each record appended to
+    DIR/lengths.partial.jsonl as it is done), write DIR/lengths.json and lengths.md (printed), and the
+    plot when ``plot`` names a file. ``sizes`` = (B, H, V), each >= 1."""
     from .driver import environment
 
     for name, v in zip(("batch", "hidden", "vocab"), sizes):
@@ -221,7 +226,9 @@ def length_benchmark(lengths, cells, modes, opts: Options, *, sizes=(DEFAULT_BAT
     batch, hidden, vocab = sizes
     env = environment()
     log(f"device: {env['device']}; jax {env['jax']}; B={batch} H={hidden} V={vocab}")
-    records = run_length_benchmark(lengths, cells, modes, opts, batch=batch, hidden=hidden, vocab=vocab, log=log)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    records = run_length_benchmark(lengths, cells, modes, opts, batch=batch, hidden=hidden, vocab=vocab, log=log,
+                                   partial=Path(out) / "lengths.partial.jsonl")
     jpath, mpath = write_length_results(records, env, out, command, load)
     log(mpath.read_text())
     if plot:
