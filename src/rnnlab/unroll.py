@@ -165,6 +165,18 @@ def unroll(
     return tuple(new_carries), h
 
 
+def step_layers(cell: Cell, layer_params: Sequence, carries: Sequence, h, xt, between: Callable | None = None):
+    """One time step through the stacked layers (the body of the time-outer unrolls): h [B, I] ->
+    (carries, h [B, H] of the last layer); ``between(i, h, xt)`` before layer i > 0."""
+    new = []
+    for i, (p, c) in enumerate(zip(layer_params, carries)):
+        if i > 0 and between is not None:
+            h = between(i, h, xt)
+        c, h = cell.step(p, c, h)
+        new.append(c)
+    return tuple(new), h
+
+
 def unroll_feedback(
     cell: Cell,
     layer_params: Sequence,
@@ -193,14 +205,9 @@ def unroll_feedback(
     def body(state, xt):
         cs, prev = state
         h, aux = feed(prev, xt)
-        new = []
-        for i, (p, c) in enumerate(zip(layer_params, cs)):
-            if i > 0 and between is not None:
-                h = between(i, h, xt)
-            c, h = cell.step(p, c, h)
-            new.append(c)
+        new, h = step_layers(cell, layer_params, cs, h, xt, between)
         out = readout(h, xt)
-        return (tuple(new), out), (out, aux)
+        return (new, out), (out, aux)
 
     (carries, _), (outs, auxs) = jax.lax.scan(body, (tuple(carries), init_out), xs, unroll=unroll)
     return carries, outs, auxs
@@ -286,14 +293,9 @@ def unroll_reordered(
         cs, state = st
         h, rows = feed(state, xt)
         cs = jax.tree_util.tree_map(lambda a: jnp.take(a, rows, axis=0), tuple(cs))
-        new = []
-        for i, (p, c) in enumerate(zip(layer_params, cs)):
-            if i > 0 and between is not None:
-                h = between(i, h, xt)
-            c, h = cell.step(p, c, h)
-            new.append(c)
+        new, h = step_layers(cell, layer_params, cs, h, xt, between)
         state, y = readout(h, state, xt)
-        return (tuple(new), state), y
+        return (new, state), y
 
     (carries, state), ys = jax.lax.scan(body, (tuple(carries), init_state), xs, unroll=unroll)
     return carries, state, ys
