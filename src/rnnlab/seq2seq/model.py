@@ -70,22 +70,9 @@ class Seq2Seq(nn.Module):
     frames = False  # token inputs (what forcing's free-running helpers ask of a model)
     num_features = 0
 
-    @property
-    def vocab_size(self) -> int:
-        """V of the decoder's tokens (the target vocabulary)."""
-        return self.tgt_vocab_size
-
-    @property
-    def out_size(self) -> int:
-        return self.tgt_vocab_size
-
-    @property
-    def head_fns(self):
-        return get_head(self.head)
-
-    @property
-    def cell_fns(self):
-        return get_cell(self.cell, forget_bias=self.forget_bias)
+    vocab_size = out_size = property(lambda self: self.tgt_vocab_size)  # V of the decoder's tokens
+    head_fns = property(lambda self: get_head(self.head))
+    cell_fns = property(lambda self: get_cell(self.cell, forget_bias=self.forget_bias))
 
     def setup(self):
         E, H, L = self.embed_size or self.hidden_size, self.hidden_size, self.num_layers
