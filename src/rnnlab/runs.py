@@ -148,7 +148,10 @@ def load_run(workdir, which: str = "best") -> Run:
                           f"(experiments.sample --source=TEXT decodes with it)")
     vocab = load_vocab(workdir) if io is None or (workdir / "vocab.json").is_file() else None
     try:  # runs written before io.json existed are token LMs: their sizes come from vocab.json
-        model = build_model(cfg, {k: v for k, v in io.items() if k != "kind"} if io else vocab.size)
+        sizes = {k: v for k, v in io.items() if k != "kind"} if io else {"vocab_size": vocab.size}
+        if vocab is not None and "vocab_size" in sizes:  # token data: the vocabulary says V (a changed one is refused)
+            sizes["vocab_size"] = vocab.size
+        model = build_model(cfg, sizes)
     except (AttributeError, KeyError) as e:
         raise RnnlabError(f"{workdir / 'config.json'} lacks a model field ({e}); it is not an rnnlab config") from None
     params = restore_params(workdir, which, step)
