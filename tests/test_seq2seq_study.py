@@ -15,7 +15,7 @@ import pytest
 
 from rnnlab.sampling import translate_text
 from rnnlab.seq2seq.runs import load_pair_run
-from rnnlab.seq2seq.study import plot_accuracy_by_length, study_tables
+from rnnlab.seq2seq.study import plot_accuracy_by_length, professor_table, study_tables
 
 from _tiny import interrupted_run
 
@@ -73,6 +73,8 @@ def test_tiny_study_tables_and_plot(tiny_study, tmp_path):
     mean = 100 * sum(s["test_token_acc"] for s in tf) / 2
     row = next(x for x in table.splitlines() if "| gru | teacher forcing |" in x)
     assert f"{mean:.1f} ± " in row and row.endswith("| 2 |")
+    pf_rows = [x for x in professor_table(tiny_study).splitlines() if x.startswith("| copy | gru | professor forcing |")]
+    assert len(pf_rows) == 1 and pf_rows[0].endswith("| 2 |")
     png = plot_accuracy_by_length(tiny_study, tmp_path / "acc.png")
     assert Path(png).stat().st_size > 1000
     pf = next(p for p in Path(tiny_study).iterdir() if "professor_forcing,kind=constant" in p.name)
