@@ -22,7 +22,8 @@ COLUMNS = (("test_ppl", "test ppl (TF)"), ("val_seq_acc", "valid exact"), ("val_
            ("val_token_acc", "valid token acc"), ("test_seq_acc", "test exact"), ("test_token_acc", "test token acc"),
            ("test_edit", "test edit dist"))
 TEXT_COLUMNS = (("test_ppl", "test ppl (TF)"), ("val_bleu", "valid BLEU"), ("test_bleu", "test BLEU"),
-                ("test_beam_bleu", "test BLEU (beam)"), ("test_seq_acc", "test exact"), ("test_token_acc", "test token acc"))
+                ("test_beam_bleu", "test BLEU (beam)"), ("test_seq_acc", "test exact"), ("test_token_acc", "test token acc"),
+                ("test_edit", "test edit dist"))
 
 
 def mode_label(mode: str, kind, adversarial_above=None) -> str:
@@ -122,10 +123,10 @@ def accuracy_by_length(runs: list[dict], metric: str = "seq_acc") -> dict:
     return {n: statistics.fmean(v) for n, v in sorted(per.items())}
 
 
-def plot_accuracy_by_length(runs_dirs, out_file, tasks=None) -> str:
+def plot_accuracy_by_length(runs_dirs, out_file, tasks=None, cells=None) -> str:
     """A figure: one column per task, rows exact match and token accuracy (greedy) against the
-    target length, one line per mode (mean over cells and seeds); the dotted line marks the longest
-    train length. Returns the path written."""
+    target length, one line per mode (mean over the ``cells`` (default all) and seeds); the dotted
+    line marks the longest train source. Returns the path written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -139,14 +140,15 @@ def plot_accuracy_by_length(runs_dirs, out_file, tasks=None) -> str:
         for i, metric in enumerate(("seq_acc", "token_acc")):
             ax = axes[i][j]
             for _, _, label in MODES:
-                runs = [s for (cell, lab), g in data[task].items() if lab == label for s in g]
+                runs = [s for (cell, lab), g in data[task].items() if lab == label and (not cells or cell in cells)
+                        for s in g]
                 if runs:
                     curve = accuracy_by_length(runs, metric)
                     ax.plot(list(curve), list(curve.values()), marker=".", label=label)
             longest = max((s.get("max_len") or 0 for g in data[task].values() for s in g), default=0)
             if longest:
                 ax.axvline(longest + 0.5, color="grey", linestyle=":", linewidth=1)
-            ax.set_title(task if i == 0 else "")
+            ax.set_title((task + (f" ({', '.join(cells)})" if cells else "")) if i == 0 else "")
             ax.set_xlabel("target length" if i == 1 else "")
             ax.set_ylabel(("exact match" if metric == "seq_acc" else "token accuracy") if j == 0 else "")
             ax.set_ylim(-0.02, 1.02)
