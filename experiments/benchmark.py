@@ -2,7 +2,8 @@
 torch nn.LSTM/GRU/RNN (cuDNN on a GPU), a torch cell loop with scheduled sampling and flax nn.RNN.
 
     python -m experiments.benchmark --sizes S [--cells lstm,gru,rnn] [--impls rnnlab,torch,...]
-        [--modes tf,ss] [--steps N] [--repeats R] [--unrolls 0,1,8] [--dtypes float32,bfloat16] [--out DIR]
+        [--modes tf,ss] [--steps N] [--repeats R] [--unrolls 0,1,8] [--dtypes float32,bfloat16]
+        [--samplers gumbel,inverse_cdf] [--out DIR]
 
 Speed against sequence length (--lengths; rnnlab rows only, one layer, B = --batch, H = --hidden,
 V = --vocab; --cells default mingru,minlstm,output_to_hidden,lstm,gru; bench/length_rows.py):
@@ -39,6 +40,7 @@ flags.DEFINE_integer("warmup", 3, "untimed steps after compiling")
 flags.DEFINE_float("min_block", 0.2, "lengthen each timed block to at least this many seconds (0 = exactly --steps)")
 flags.DEFINE_string("unrolls", "", "rnnlab scan unroll factors to compare (0 = full window); '' = config default")
 flags.DEFINE_string("dtypes", "float32", "rnnlab model.matmul_dtype values to compare")
+flags.DEFINE_string("samplers", "gumbel", "rnnlab ss rows: train.sampler values to compare (gumbel, inverse_cdf)")
 flags.DEFINE_bool("autodiff", False, "also time rnnlab with plain-autodiff backward of the recurrence")
 flags.DEFINE_integer("seeds", 8, "seeds vmapped in the rnnlab_seeds rows")
 flags.DEFINE_float("dropout", 0.0, "dropout on non-recurrent connections (all implementations)")
@@ -62,6 +64,7 @@ def main():
         die("nothing to run: pass --sizes (e.g. --sizes S) or --lengths (e.g. --lengths 64,256); with no flags "
             "this prints the usage")
     from rnnlab import bench
+    from rnnlab.heads import SAMPLERS
 
     p = bench.parse_list
     ints = lambda text: tuple(int(u) for u in text.split(",") if u.strip())  # noqa: E731
@@ -72,7 +75,8 @@ def main():
     opts = bench.Options(steps=FLAGS.steps, repeats=FLAGS.repeats, warmup=FLAGS.warmup, dropout=FLAGS.dropout,
                          min_block_s=FLAGS.min_block, torch_threads=FLAGS.torch_threads,
                          unrolls=ints(FLAGS.unrolls), autodiff=FLAGS.autodiff, seeds=FLAGS.seeds,
-                         dtypes=p(FLAGS.dtypes, ("float32", "bfloat16"), "--dtypes"))
+                         dtypes=p(FLAGS.dtypes, ("float32", "bfloat16"), "--dtypes"),
+                         samplers=p(FLAGS.samplers, SAMPLERS, "--samplers"))  # heads.SAMPLERS
     env = bench.environment()
     print(f"device: {env.get('torch_device') or env['device']}; jax {env['jax']}, torch {env.get('torch', '-')}",
           flush=True)

@@ -101,7 +101,8 @@ def test_modes_and_warmup():
 @pytest.mark.parametrize("field,value", [("train.schedule.kind", "cosine"), ("train.coin", "batch"),
                                          ("train.feedback", "topk"), ("train.schedule.k", 0.5),
                                          ("train.schedule.base", 1.5), ("train.schedule.eps", -0.1),
-                                         ("train.feedback_temperature", 0.0), ("eval.exposure_ks", (1, -2))])
+                                         ("train.feedback_temperature", 0.0), ("eval.exposure_ks", (1, -2)),
+                                         ("train.sampler", "multinomial")])
 def test_bad_fields_are_one_line_errors(field, value):
     c = base_config()
     sec, name = field.rsplit(".", 1)
@@ -182,12 +183,15 @@ def test_coin_per_sequence():
     assert abs(g[:, 0].mean() - 0.3) < 4.5 * math.sqrt(0.3 * 0.7 / 400)
 
 
-def test_sampled_tokens_follow_the_softmax():
-    """eps = 0 with one time step of feedback: the fed token's frequencies match softmax(logits / T)."""
+@pytest.mark.parametrize("sampler", ["gumbel", "inverse_cdf"])
+def test_sampled_tokens_follow_the_softmax(sampler):
+    """eps = 0 with one time step of feedback: the fed token's frequencies match softmax(logits / T),
+    with either sampler (train.sampler)."""
     m, params, carries, _, _ = tiny("lstm", B=4000, T=2, layers=1)
     x = jnp.zeros((4000, 2), jnp.int32)
     for temp in (1.0, 0.5):
-        lg, _, fed, _ = ff(m, params, carries, x, jax.random.key(5), jnp.float32(0.0), Feedback("sample", temp))
+        fb = Feedback("sample", temp, sampler=sampler)
+        lg, _, fed, _ = ff(m, params, carries, x, jax.random.key(5), jnp.float32(0.0), fb)
         p = np.asarray(jax.nn.softmax(lg[:, 0] / temp, -1)).mean(0)  # rows differ only by their carry
         freq = np.bincount(np.asarray(fed[:, 1]), minlength=V) / 4000
         assert np.abs(freq - p).max() < 4.5 * math.sqrt(p.max() * (1 - p.max()) / 4000)

@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import optax
 
 from . import RnnlabError
-from .heads import Head
+from .heads import Head, with_sampler
 from .model import LanguageModel, embed_hard, embed_soft, initial_carries, readout_logits
 from .unroll import unroll_feedback
 
@@ -101,17 +101,20 @@ def eps_schedule(cfg) -> optax.Schedule:
 # ----------------------------------------------------------------------------- the sampled path
 class Feedback(NamedTuple):
     """How the model's own prediction is fed back: ``kind`` sample | argmax | soft; ``temperature``
-    of the softmax the token is drawn from (or of the soft mix); ``coin`` token | sequence."""
+    of the softmax the token is drawn from (or of the soft mix); ``coin`` token | sequence; ``sampler``
+    gumbel | inverse_cdf (how a token is drawn: ``heads.get_head``)."""
 
     kind: str = "sample"
     temperature: float = 1.0
     coin: str = "token"
+    sampler: str = "gumbel"
 
 
 def feedback_options(cfg) -> Feedback:
     t = cfg.train
     kind = "soft" if t.mode == "soft_sampling" else t.feedback
-    return Feedback(kind=kind, temperature=float(t.feedback_temperature), coin=t.coin)
+    return Feedback(kind=kind, temperature=float(t.feedback_temperature), coin=t.coin,
+                    sampler=t.get("sampler", "gumbel"))
 
 
 def feedback_forward(model: LanguageModel, params, carries, x, key, eps, fb: Feedback = Feedback(), *,
@@ -149,6 +152,7 @@ def feedback_unroll(cell, head, parts: dict, carries, x, key, eps, fb: Feedback 
     ``key``. eps may be a traced scalar.
     """
     B, T = x.shape[:2]
+    head = with_sampler(head, fb.sampler)
     k_coin, k_draw = jax.random.split(jax.random.fold_in(key, 1))
     u = jax.random.uniform(k_coin, (T, B) if fb.coin == "token" else (1, B))
     gold = jnp.broadcast_to(u < eps, (T, B)).at[0].set(True)

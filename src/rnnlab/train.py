@@ -81,12 +81,13 @@ def make_train_step(model, tx, cfg):
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
         params_used = add_weight_noise(state.params, key, noise) if noise else state.params
         (loss, (carries, metrics)), grads = grad_fn(params_used, state.carries, batch, key, state.step)
-        ok = faults.all_finite(loss, grads)
+        grad_norm = _global_norm(grads)
+        ok = faults.finite_step(loss, grad_norm)
         if skip:  # apply_if_finite looks at the gradients only: a non-finite loss makes them NaN too
             grads = faults.poison_unless(ok, grads)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        metrics = dict(metrics, grad_norm_sum=_global_norm(grads), steps=jnp.float32(1.0))
+        metrics = dict(metrics, grad_norm_sum=grad_norm, steps=jnp.float32(1.0))
         carries = jax.lax.stop_gradient(carries)
         if skip:  # a skipped step leaves the carries as they were and its sums out of the metrics
             carries = faults.select_tree(ok, carries, state.carries)

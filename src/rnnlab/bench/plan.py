@@ -44,6 +44,7 @@ class Options:
     clip: float = 5.0
     unrolls: tuple = ()  # rnnlab rows: scan unroll factors to try (() = the config's default); 0 = full (T)
     dtypes: tuple = ("float32",)  # rnnlab rows: model.matmul_dtype values to try
+    samplers: tuple = ("gumbel",)  # rnnlab ss rows: train.sampler values to try (heads.py)
     autodiff: bool = False  # also time rnnlab with plain-autodiff backward (unroll.FAST_BACKWARD=False)
     seeds: int = 8  # rnnlab_seeds: seeds vmapped in one program
     seed_sizes: tuple = ("T", "S")  # sizes at which rnnlab_seeds runs (it is a size-S target)
@@ -73,8 +74,11 @@ def plan(sizes, cells, impls, modes, opts: Options) -> list[tuple]:
                     if impl == "rnnlab":
                         unrolls = opts.unrolls or (None,)
                         for u in unrolls:
-                            for dt in (opts.dtypes if mode == "tf" else opts.dtypes[:1]):
-                                rows.append((impl, s, c, mode, {"unroll": u, "matmul_dtype": dt}))
+                            if mode == "tf":
+                                rows += [(impl, s, c, mode, {"unroll": u, "matmul_dtype": dt}) for dt in opts.dtypes]
+                            else:
+                                rows += [(impl, s, c, mode, {"unroll": u, "matmul_dtype": opts.dtypes[0], "sampler": sm})
+                                         for sm in opts.samplers]
                         if opts.autodiff and mode == "tf":
                             rows.append((impl, s, c, mode, {"unroll": unrolls[0], "matmul_dtype": opts.dtypes[0],
                                                             "autodiff": True}))

@@ -13,9 +13,10 @@ from .timing import batches, compile_timed, eval_timing, jax_peak, median_step, 
 
 
 def rnnlab_config(size: Size, cell: str, mode: str, opts: Options, unroll: int | None = None,
-                  matmul_dtype: str = "float32"):
+                  matmul_dtype: str = "float32", sampler: str = "gumbel"):
     """The base config set to ``size`` (embedding = H), SGD at opts.lr with global-norm clip opts.clip,
-    uniform(+-0.1) init; mode 'ss': scheduled sampling with eps held at opts.eps."""
+    uniform(+-0.1) init; mode 'ss': scheduled sampling with eps held at opts.eps, tokens drawn by
+    ``sampler`` (train.sampler)."""
     from ..config import base_config
 
     cfg = base_config()
@@ -28,6 +29,8 @@ def rnnlab_config(size: Size, cell: str, mode: str, opts: Options, unroll: int |
     if mode == "ss":  # Bengio et al.: a coin per token, a sample from softmax(logits); eps held constant
         t.mode = "scheduled_sampling"
         t.schedule.kind, t.schedule.eps, t.schedule.warmup_steps = "constant", opts.eps, 0
+        if sampler != "gumbel":
+            t.sampler = sampler
     return cfg
 
 
@@ -39,14 +42,15 @@ def ss_available() -> bool:
 
 
 def bench_rnnlab(size_name, size, cell, mode, opts, *, unroll=None, matmul_dtype="float32", autodiff=False,
-                 seeds: int = 0, eval_too: bool = True) -> dict:
-    """Time one rnnlab row -> record (timing.record) with variant 'unroll=U,DTYPE[,autodiff]', the eps
-    the step reported, and for seeds > 0 impl 'rnnlab_seeds' with tokens/s x seeds."""
+                 seeds: int = 0, eval_too: bool = True, sampler: str = "gumbel") -> dict:
+    """Time one rnnlab row -> record (timing.record) with variant 'unroll=U,DTYPE[,autodiff][,SAMPLER]'
+    (the sampler named when it is not the default gumbel), the eps the step reported, and for seeds > 0
+    impl 'rnnlab_seeds' with tokens/s x seeds."""
     from .. import unroll as unroll_mod
     from ..output_to_hidden import make_model  # model.build_model, or model.cell=output_to_hidden's network
     from ..train import create_train_state, make_optimizer, make_train_step
 
-    cfg = rnnlab_config(size, cell, mode, opts, unroll, matmul_dtype)
+    cfg = rnnlab_config(size, cell, mode, opts, unroll, matmul_dtype, sampler)
     model = make_model(cfg, size.vocab)
     tx, _ = make_optimizer(cfg, 1000)
     step = make_train_step(model, tx, cfg)
@@ -88,11 +92,12 @@ def bench_rnnlab(size_name, size, cell, mode, opts, *, unroll=None, matmul_dtype
         eval_s = eval_timing(model, box["state"].params, box["state"].carries, xs, ys, opts)
 
     m = cfg.model
-    variant = f"unroll={m.unroll},{m.matmul_dtype}" + (",autodiff" if autodiff else "")
+    variant = f"unroll={m.unroll},{m.matmul_dtype}" + (",autodiff" if autodiff else "") + (
+        f",{sampler}" if sampler != "gumbel" else "")
     impl = "rnnlab_seeds" if seeds else "rnnlab"
     rec = record(impl, size_name, size, cell, mode, step_s, eval_s, compile_s, peak,
                  variant=variant, unroll=m.unroll, matmul_dtype=m.matmul_dtype, fast_backward=not autodiff,
-                 eps=eps_seen, timed_steps=timed_steps, block_ms=[b * 1e3 for b in blocks])
+                 eps=eps_seen, sampler=sampler, timed_steps=timed_steps, block_ms=[b * 1e3 for b in blocks])
     if seeds:
         rec["seeds"] = seeds
         rec["tokens_per_sec"] *= seeds

@@ -72,6 +72,16 @@ def _fmt(v, kind="tps"):
     return str(v)
 
 
+RATIO_NAMES = (("x_torch", "torch"), ("x_flax", "flax"), ("ss_step_over_tf_step", "TF step"),
+               ("x_torch_loop", "torch loop"), ("step_over_one_seed", "one seed's step"))
+
+
+def _ratios(r) -> str:
+    """'1.14x torch, 1.73x TF step, ...': the ratios ``add_ratios`` put on this record, or '-'."""
+    parts = [f"{r[k]:.2f}x {name}" for k, name in RATIO_NAMES if r.get(k) is not None]
+    return ", ".join(parts) or "-"
+
+
 def markdown(records, env: dict, command: str = "") -> str:
     """Summary table (headline rows and ratios), then every record."""
     out = ["# rnnlab benchmark", ""]
@@ -114,15 +124,16 @@ def markdown(records, env: dict, command: str = "") -> str:
             out.append(f"| {r['size']} | {r['cell']} | {r['seeds']} | {r['step_ms']:.2f} | "
                        f"{_fmt(None if one is None else one['step_ms'], 'ms')} | {_fmt(r.get('step_over_one_seed'), 'x')} | "
                        f"{_fmt(r['tokens_per_sec'])} |")
-    out += ["", "All rows:", "", "| impl | size | cell | mode | variant | train tok/s | step ms | eval tok/s | "
-            "compile s | peak MB |", "|---|---|---|---|---|---|---|---|---|---|"]
+    out += ["", "All rows (ratios of every rnnlab variant against the same peers as above):", "",
+            "| impl | size | cell | mode | variant | train tok/s | step ms | ratios | eval tok/s | "
+            "compile s | peak MB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         if "error" in r:
-            out.append(f"| {r['impl']} | {r['size']} | {r['cell']} | {r['mode']} | error: {r['error']} | | | | | |")
+            out.append(f"| {r['impl']} | {r['size']} | {r['cell']} | {r['mode']} | error: {r['error']} | | | | | | |")
             continue
         out.append(f"| {r['impl']} | {r['size']} | {r['cell']} | {r['mode']} | {r.get('variant', '')} | "
-                   f"{_fmt(r['tokens_per_sec'])} | {r['step_ms']:.2f} | {_fmt(r.get('eval_tokens_per_sec'))} | "
-                   f"{r['compile_s']:.2f} | {_fmt(r['peak_mem_bytes'], 'mb')} |")
+                   f"{_fmt(r['tokens_per_sec'])} | {r['step_ms']:.2f} | {_ratios(r)} | "
+                   f"{_fmt(r.get('eval_tokens_per_sec'))} | {r['compile_s']:.2f} | {_fmt(r['peak_mem_bytes'], 'mb')} |")
     return "\n".join(out) + "\n"
 
 
