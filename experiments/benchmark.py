@@ -42,6 +42,8 @@ flags.DEFINE_string("unrolls", "", "rnnlab scan unroll factors to compare (0 = f
 flags.DEFINE_string("dtypes", "float32", "rnnlab model.matmul_dtype values to compare")
 flags.DEFINE_string("samplers", "gumbel", "rnnlab ss rows: train.sampler values to compare (gumbel, inverse_cdf)")
 flags.DEFINE_bool("autodiff", False, "also time rnnlab with plain-autodiff backward of the recurrence")
+flags.DEFINE_bool("interleave", True, "time the rows of one size and cell block by block in turn (peers see the "
+                  "same machine); --nointerleave: one row after another")
 flags.DEFINE_integer("seeds", 8, "seeds vmapped in the rnnlab_seeds rows")
 flags.DEFINE_float("dropout", 0.0, "dropout on non-recurrent connections (all implementations)")
 flags.DEFINE_integer("torch_threads", 0, "torch CPU threads (0 = default); for XLA: XLA_FLAGS=--xla_cpu_multi_thread_eigen=false")
@@ -75,6 +77,7 @@ def main():
     opts = bench.Options(steps=FLAGS.steps, repeats=FLAGS.repeats, warmup=FLAGS.warmup, dropout=FLAGS.dropout,
                          min_block_s=FLAGS.min_block, torch_threads=FLAGS.torch_threads,
                          unrolls=ints(FLAGS.unrolls), autodiff=FLAGS.autodiff, seeds=FLAGS.seeds,
+                         interleave=FLAGS.interleave,
                          dtypes=p(FLAGS.dtypes, ("float32", "bfloat16"), "--dtypes"),
                          samplers=p(FLAGS.samplers, SAMPLERS, "--samplers"))  # heads.SAMPLERS
     env = bench.environment()

@@ -280,3 +280,28 @@ def test_parse_lengths_and_cli_errors():
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: --cells='lstm,transformer'")
     assert "Traceback" not in r.stderr
+
+
+def test_interleaved_rows_take_their_blocks_in_turn():
+    """run_interleaved: each round times one block of every live row in turn (A B A B ..., then the next
+    request of each); a row that raises gets on_error's record and the others finish; run_alone gives the
+    same record for one row."""
+    from rnnlab.bench.timing import run_interleaved, run_alone, timed
+
+    log = []
+
+    def row(name, fail=False):
+        step_s, n, blocks = yield from timed(lambda k: log.append((name, "train", k)), 2, 3)
+        if fail:
+            raise ValueError("no such cell\nsecond line")
+        ev, _, _ = yield from timed(lambda k: log.append((name, "eval", k)), 1, 2)
+        return {"name": name, "n": n, "blocks": len(blocks), "eval_s": ev}
+
+    out = run_interleaved([row("a"), row("b", fail=True), row("c")],
+                          lambda i, e: {"error": f"{i}: {str(e).splitlines()[0]}"})
+    assert [r.get("name") for r in out] == ["a", None, "c"] and out[1] == {"error": "1: no such cell"}
+    assert out[0]["n"] == 2 and out[0]["blocks"] == 3
+    assert log[:9] == [(x, "train", 2) for _ in range(3) for x in "abc"]  # round by round
+    assert log[9:] == [(x, "eval", 1) for _ in range(2) for x in "ac"]
+    log.clear()
+    assert run_alone(row("a"))["blocks"] == 3 and [e[0] for e in log] == ["a"] * 5

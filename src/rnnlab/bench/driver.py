@@ -8,11 +8,12 @@ import platform
 import jax
 import optax
 
-from .flax_rows import bench_flax
+from .flax_rows import flax_row
 from .plan import CELLS, IMPLS, MODES, SIZES, Options, plan
-from .rnnlab_rows import bench_rnnlab, ss_available
+from .rnnlab_rows import rnnlab_row, ss_available
 from .tables import add_ratios, line
-from .torch_rows import bench_torch, torch_available
+from .timing import run_interleaved
+from .torch_rows import torch_available, torch_row
 
 
 def environment() -> dict:
@@ -42,37 +43,54 @@ def environment() -> dict:
     return env
 
 
+def row_generator(impl, s, c, mode, kw, opts: Options):
+    """The generator of one planned row (``timing.timed``): rnnlab, rnnlab_seeds, flax, torch or torch_loop."""
+    size = SIZES[s]
+    if impl == "rnnlab":
+        return rnnlab_row(s, size, c, mode, opts, **kw)
+    if impl == "rnnlab_seeds":
+        return rnnlab_row(s, size, c, mode, opts, seeds=opts.seeds, **kw)
+    if impl == "flax":
+        return flax_row(s, size, c, opts)
+    return torch_row(s, size, c, opts, loop=(impl == "torch_loop"))
+
+
 def run_benchmark(sizes=("S",), cells=CELLS, impls=IMPLS, modes=MODES, opts: Options | None = None,
                   log=print) -> list[dict]:
     """Run every planned row in this process; a row that cannot run gives a record with ``error``.
-    ``log``: called with each row's console line (None: quiet). Ratios are added at the end."""
+    ``log``: called with each row's console line (None: quiet). With ``opts.interleave`` the rows of one
+    (size, cell) are compiled together and their timed blocks taken in turn (``timing.run_interleaved``),
+    else one row after another. Ratios are added at the end."""
     opts = opts or Options()
     records = []
     have_torch = torch_available()
-    for impl, s, c, mode, kw in plan(sizes, cells, impls, modes, opts):
-        size = SIZES[s]
-        base = {"impl": impl, "size": s, "cell": c, "mode": mode}
-        if impl.startswith("torch") and not have_torch:
-            records.append({**base, "error": "torch is not installed"})
-            continue
-        if mode == "ss" and impl.startswith("rnnlab") and not ss_available():
-            records.append({**base, "error": "train.mode=scheduled_sampling is not implemented in forcing.py"})
-            continue
-        try:
-            if impl == "rnnlab":
-                rec = bench_rnnlab(s, size, c, mode, opts, **kw)
-            elif impl == "rnnlab_seeds":
-                rec = bench_rnnlab(s, size, c, mode, opts, seeds=opts.seeds, **kw)
-            elif impl == "flax":
-                rec = bench_flax(s, size, c, opts)
+    rows = plan(sizes, cells, impls, modes, opts)
+    groups = [[r for r in rows if (r[1], r[2]) == sc] for sc in dict.fromkeys((r[1], r[2]) for r in rows)]
+    if not opts.interleave:
+        groups = [[r] for r in rows]
+    for group in groups:
+        out, gens, where = [], [], []
+        for impl, s, c, mode, kw in group:
+            base = {"impl": impl, "size": s, "cell": c, "mode": mode}
+            if impl.startswith("torch") and not have_torch:
+                out.append({**base, "error": "torch is not installed"})
+            elif mode == "ss" and impl.startswith("rnnlab") and not ss_available():
+                out.append({**base, "error": "train.mode=scheduled_sampling is not implemented in forcing.py"})
             else:
-                rec = bench_torch(s, size, c, opts, loop=(impl == "torch_loop"))
-        except Exception as e:  # noqa: BLE001 - keep the other rows; the record says what failed
-            if isinstance(e, KeyboardInterrupt):
-                raise
-            rec = {**base, "error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
-        records.append(rec)
+                out.append(None)
+                gens.append(row_generator(impl, s, c, mode, kw, opts))
+                where.append(len(out) - 1)
+
+        def failed(i, e, group=group):
+            impl, s, c, mode, _ = group[where[i]]
+            return {"impl": impl, "size": s, "cell": c, "mode": mode,
+                    "error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
+
+        for i, rec in zip(where, run_interleaved(gens, failed)):
+            out[i] = rec
+        records += out
         if log:
-            log(line(rec))
+            for rec in out:
+                log(line(rec))
     add_ratios(records)
     return records

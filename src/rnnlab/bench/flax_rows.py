@@ -7,11 +7,16 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from .timing import batches, compile_timed, eval_timing, jax_peak, median_step, record, step_loop
+from .timing import batches, compile_timed, eval_timing, jax_peak, record, run_alone, step_loop, timed
 
 
 def bench_flax(size_name, size, cell, opts) -> dict:
-    """Time one flax row (mode tf, variant 'nn.RNN') -> record (timing.record), eval tokens/s included."""
+    """Time one flax row alone (mode tf, variant 'nn.RNN') -> record (timing.record), eval tokens/s included."""
+    return run_alone(flax_row(size_name, size, cell, opts))
+
+
+def flax_row(size_name, size, cell, opts):
+    """The generator of one flax row (``timing.timed``)."""
     import flax.linen as nn
 
     from ..evaluate import token_nll
@@ -58,8 +63,8 @@ def bench_flax(size_name, size, cell, opts) -> dict:
     peak = jax_peak(compiled)
     run, box = step_loop(compiled, state, xs, ys, key)
     run(opts.warmup)
-    step_s, timed_steps = median_step(run, opts.steps, opts.repeats, opts.min_block_s)
+    step_s, timed_steps, _ = yield from timed(run, opts.steps, opts.repeats, opts.min_block_s)
 
-    eval_s = eval_timing(model, box["state"][0], box["state"][2], xs, ys, opts)
+    eval_s = yield from eval_timing(model, box["state"][0], box["state"][2], xs, ys, opts)
     return record("flax", size_name, size, cell, "tf", step_s, eval_s, compile_s, peak, variant="nn.RNN",
                   timed_steps=timed_steps)

@@ -51,6 +51,7 @@ class Options:
     eval_steps: int = 0  # timed eval windows per repeat (0 = same as steps)
     min_block_s: float = 0.0  # lengthen timed blocks to at least this many seconds (0 = exactly `steps`)
     torch_threads: int = 0  # torch.set_num_threads for the torch rows (0 = torch's default)
+    interleave: bool = True  # time the rows of one (size, cell) block by block in turn (timing.run_interleaved)
 
 
 def parse_list(text: str, allowed, what: str) -> tuple:

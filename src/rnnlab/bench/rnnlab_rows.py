@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .plan import Options, Size
-from .timing import batches, compile_timed, eval_timing, jax_peak, median_step, record, step_loop
+from .timing import batches, compile_timed, eval_timing, jax_peak, record, run_alone, step_loop, timed
 
 
 def rnnlab_config(size: Size, cell: str, mode: str, opts: Options, unroll: int | None = None,
@@ -41,9 +41,14 @@ def ss_available() -> bool:
     return "schedule" in base_config().train
 
 
-def bench_rnnlab(size_name, size, cell, mode, opts, *, unroll=None, matmul_dtype="float32", autodiff=False,
-                 seeds: int = 0, eval_too: bool = True, sampler: str = "gumbel") -> dict:
-    """Time one rnnlab row -> record (timing.record) with variant 'unroll=U,DTYPE[,autodiff][,SAMPLER]'
+def bench_rnnlab(*args, **kw) -> dict:
+    """Time one rnnlab row alone (``rnnlab_row``'s arguments) -> its record."""
+    return run_alone(rnnlab_row(*args, **kw))
+
+
+def rnnlab_row(size_name, size, cell, mode, opts, *, unroll=None, matmul_dtype="float32", autodiff=False,
+               seeds: int = 0, eval_too: bool = True, sampler: str = "gumbel"):
+    """The generator of one rnnlab row (``timing.timed``; driven by run_alone or run_interleaved) -> record (timing.record) with variant 'unroll=U,DTYPE[,autodiff][,SAMPLER]'
     (the sampler named when it is not the default gumbel), the eps the step reported, and for seeds > 0
     impl 'rnnlab_seeds' with tokens/s x seeds."""
     from .. import unroll as unroll_mod
@@ -84,12 +89,11 @@ def bench_rnnlab(size_name, size, cell, mode, opts, *, unroll=None, matmul_dtype
     run, box = step_loop(compiled, state, xs, ys, call_key)
     run(opts.warmup)
     eps_seen = float(np.mean(np.asarray(box["out"]["eps"])))
-    blocks: list = []
-    step_s, timed_steps = median_step(run, opts.steps, opts.repeats, opts.min_block_s, blocks)
+    step_s, timed_steps, blocks = yield from timed(run, opts.steps, opts.repeats, opts.min_block_s)
 
     eval_s = None
     if eval_too and not seeds and mode == "tf":
-        eval_s = eval_timing(model, box["state"].params, box["state"].carries, xs, ys, opts)
+        eval_s = yield from eval_timing(model, box["state"].params, box["state"].carries, xs, ys, opts)
 
     m = cfg.model
     variant = f"unroll={m.unroll},{m.matmul_dtype}" + (",autodiff" if autodiff else "") + (

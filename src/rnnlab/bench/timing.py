@@ -4,12 +4,20 @@ windows and the record every row returns.
 
 A timed block runs n steps and ends with a device synchronisation; ``step_s`` is the median block
 time / n; ``tokens_per_sec = B * T / step_s``.
+
+Interleaving. A row is written as a generator that yields a ``TimingRequest`` wherever it needs a
+timed loop (``step_s, n, blocks = yield from timed(run, ...)``) and returns its record. ``run_alone``
+answers each request with ``median_step`` (one row at a time); ``run_interleaved`` advances the rows of
+one comparison together and times their blocks in turn (block r of row 1, block r of row 2, ..., then
+block r + 1), so that on a shared machine a slow minute slows every peer alike and the ratios stay honest.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 import time
+from typing import Callable
 
 import jax
 import numpy as np
@@ -24,13 +32,7 @@ def median_step(run_block, steps: int, repeats: int, min_block_s: float = 0.0,
     Blocks of ``steps`` steps, lengthened (up to 50x) until a block lasts ``min_block_s``, so that short
     steps are not timed over a few milliseconds (GPU clocks ramp up, launch jitter). ``blocks``: a
     list that receives every block's seconds per step (e.g. for the fastest block on a shared machine)."""
-    n = steps
-    if min_block_s > 0:
-        t0 = time.perf_counter()
-        run_block(n)
-        t = time.perf_counter() - t0
-        if t < min_block_s:
-            n = min(math.ceil(n * min_block_s / max(t, 1e-6)), 50 * steps)
+    n = block_length(TimingRequest(run_block, steps, repeats, min_block_s))
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -39,6 +41,79 @@ def median_step(run_block, steps: int, repeats: int, min_block_s: float = 0.0,
     if blocks is not None:
         blocks.extend(times)
     return statistics.median(times), n
+
+
+@dataclasses.dataclass
+class TimingRequest:
+    """What a row asks to be timed: ``run(n)`` runs n steps and synchronises."""
+
+    run: Callable[[int], None]
+    steps: int
+    repeats: int
+    min_block_s: float = 0.0
+
+
+def timed(run, steps: int, repeats: int, min_block_s: float = 0.0):
+    """Inside a row's generator: ``step_s, n, blocks = yield from timed(run, ...)``."""
+    result = yield TimingRequest(run, steps, repeats, min_block_s)
+    return result
+
+
+def block_length(req: TimingRequest) -> int:
+    """``req.steps``, lengthened (up to 50x) until one block lasts ``req.min_block_s`` (one untimed block)."""
+    n = req.steps
+    if req.min_block_s > 0:
+        t0 = time.perf_counter()
+        req.run(n)
+        t = time.perf_counter() - t0
+        if t < req.min_block_s:
+            n = min(math.ceil(n * req.min_block_s / max(t, 1e-6)), 50 * req.steps)
+    return n
+
+
+def run_alone(gen):
+    """Drive one row's generator to its record, each timing request answered by ``median_step``."""
+    try:
+        req = next(gen)
+        while True:
+            blocks: list = []
+            step_s, n = median_step(req.run, req.steps, req.repeats, req.min_block_s, blocks)
+            req = gen.send((step_s, n, blocks))
+    except StopIteration as stop:
+        return stop.value
+
+
+def run_interleaved(gens: list, on_error: Callable) -> list:
+    """Drive several rows' generators together -> their records (in order). Each round gathers every
+    live row's next timing request and times them block by block in turn (``repeats`` rounds of one
+    block per row). A row that raises gets ``on_error(index, exception)`` as its record."""
+    out: list = [None] * len(gens)
+    pending: dict = {}  # index -> the request it waits on
+    for i, g in enumerate(gens):
+        _advance(i, g, None, pending, out, on_error)
+    while pending:
+        reqs = dict(pending)
+        lengths = {i: block_length(r) for i, r in reqs.items()}
+        times: dict = {i: [] for i in reqs}
+        for _ in range(max(r.repeats for r in reqs.values())):
+            for i, r in reqs.items():
+                if len(times[i]) < r.repeats:
+                    t0 = time.perf_counter()
+                    r.run(lengths[i])
+                    times[i].append((time.perf_counter() - t0) / lengths[i])
+        pending.clear()
+        for i in reqs:
+            _advance(i, gens[i], (statistics.median(times[i]), lengths[i], times[i]), pending, out, on_error)
+    return out
+
+
+def _advance(i, gen, answer, pending, out, on_error):
+    try:
+        pending[i] = next(gen) if answer is None else gen.send(answer)
+    except StopIteration as stop:
+        out[i] = stop.value
+    except Exception as e:  # noqa: BLE001 - the other rows go on; the record says what failed
+        out[i] = on_error(i, e)
 
 
 def jax_peak(compiled) -> int | None:
@@ -78,9 +153,10 @@ def step_loop(compiled, state, xs, ys, key):
     return run, box
 
 
-def eval_timing(model, params, carries, xs, ys, opts) -> float:
+def eval_timing(model, params, carries, xs, ys, opts):
     """Median seconds of one forward-only window (summed NLL), the carry passed on: the evaluation
-    throughput of any flax model called as model.apply(params, x [B,T], carries) -> (logits, carries)."""
+    throughput of any flax model called as model.apply(params, x [B,T], carries) -> (logits, carries).
+    A generator: ``eval_s = yield from eval_timing(...)`` (see ``timed``)."""
     from ..evaluate import token_nll
 
     def eval_step(params, carries, x, y):
@@ -100,7 +176,8 @@ def eval_timing(model, params, carries, xs, ys, opts) -> float:
         box["c"] = c
 
     run(opts.warmup)
-    return median_step(run, opts.eval_steps or opts.steps, opts.repeats, opts.min_block_s)[0]
+    step_s, _, _ = yield from timed(run, opts.eval_steps or opts.steps, opts.repeats, opts.min_block_s)
+    return step_s
 
 
 def batches(size: Size, n: int, seed: int = 0):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from .timing import batches, median_step, record
+from .timing import batches, record, run_alone, timed
 
 
 def torch_available() -> bool:
@@ -19,7 +19,12 @@ def torch_available() -> bool:
 
 
 def bench_torch(size_name, size, cell, opts, *, loop: bool) -> dict:
-    """loop=False: nn.LSTM/GRU/RNN (cuDNN on GPU), teacher forcing. loop=True: a Python loop over
+    """Time one torch row alone (``torch_row``) -> its record."""
+    return run_alone(torch_row(size_name, size, cell, opts, loop=loop))
+
+
+def torch_row(size_name, size, cell, opts, *, loop: bool):
+    """The generator of one torch row (``timing.timed``). loop=False: nn.LSTM/GRU/RNN (cuDNN on GPU), teacher forcing. loop=True: a Python loop over
     LSTMCell/GRUCell/RNNCell with scheduled sampling (coin per token, sample by Gumbel-max)."""
     import torch
     import torch.nn.functional as F
@@ -121,7 +126,7 @@ def bench_torch(size_name, size, cell, opts, *, loop: bool) -> dict:
     run(1)
     first = time.perf_counter() - t0
     run(max(opts.warmup - 1, 0))
-    step_s, timed_steps = median_step(run, opts.steps, opts.repeats, opts.min_block_s)
+    step_s, timed_steps, _ = yield from timed(run, opts.steps, opts.repeats, opts.min_block_s)
 
     eval_s = None
     if not loop:
@@ -138,7 +143,7 @@ def bench_torch(size_name, size, cell, opts, *, loop: bool) -> dict:
             sync()
 
         erun(opts.warmup)
-        eval_s, _ = median_step(erun, opts.eval_steps or opts.steps, opts.repeats, opts.min_block_s)
+        eval_s, _, _ = yield from timed(erun, opts.eval_steps or opts.steps, opts.repeats, opts.min_block_s)
     peak = int(torch.cuda.max_memory_allocated()) if cuda else None
     impl, mode = ("torch_loop", "ss") if loop else ("torch", "tf")
     variant = ("cell loop" if loop else "cuDNN" if cuda else "nn." + cell.upper())
