@@ -267,3 +267,22 @@ def test_free_run_greedy_matches_sampling_generate():
     ref, ref_logits = generate(m, params, x, 12, jax.random.key(0), greedy=True, return_logits=True)
     np.testing.assert_array_equal(np.asarray(toks), np.asarray(ref))
     assert max_diff(logits, ref_logits) < 1e-5
+
+
+@pytest.mark.parametrize("cell", ALL_CELLS)
+def test_sampling_unroll_changes_no_number(cell):
+    """train.sampling_unroll only unrolls the token pass of two-pass hard feedback: the fed tokens, the
+    loss and the gradients are bit for bit those of the model's own unroll (1)."""
+    m, params, carries, x, y = tiny(cell, dropout=0.2, B=4, T=9)
+    key = jax.random.key(9)
+
+    @jax.jit
+    def grads(p):
+        return [jax.value_and_grad(lambda q, u=u: sampled_loss(m, q, carries, x, y, key, jnp.float32(0.4),
+                                                               Feedback(unroll=u))[0])(p) for u in (0, 3, 9)]
+
+    (l0, g0), *rest = grads(params)
+    for lu, gu in rest:
+        assert float(lu) == float(l0) and max_diff(g0, gu) == 0.0
+    feds = [ff(m, params, carries, x, key, jnp.float32(0.4), Feedback(unroll=u))[2] for u in (0, 4)]
+    np.testing.assert_array_equal(np.asarray(feds[0]), np.asarray(feds[1]))

@@ -108,6 +108,8 @@ def base_config() -> ml_collections.ConfigDict:
     t.feedback = "sample"  # hard feedback: sample (from softmax(logits / feedback_temperature)) | argmax
     t.feedback_temperature = 1.0  # temperature of the fed-back draw; for soft_sampling, of the embedding mix
     t.coin = "token"  # token: one gold-or-model coin per token (Bengio et al.'s choice) | sequence: one per row
+    t.sampling_unroll = 4  # scan unroll of the pass that only decides the fed tokens (hard feedback; no gradient,
+    #   the same tokens for any value): 4 halves its loop cost on a CPU (docs/perf_notes.md); 0 = model.unroll
     t.sampler = "gumbel"  # how a fed-back token is drawn: gumbel (jax.random.categorical) | inverse_cdf (the same
     #   distribution from one uniform per row, 10-20x cheaper on a CPU at V = 10k; other draws: heads.py)
     # mode professor_forcing (Lamb et al. 2016; seq2seq/professor.py): teacher forcing + a discriminator on the
@@ -265,6 +267,7 @@ def _validate_forcing(cfg) -> None:
     _check_choice(t.feedback, ("sample", "argmax"), "train.feedback")
     _check_choice(t.coin, ("token", "sequence"), "train.coin")
     _check_choice(t.get("sampler", "gumbel"), ("gumbel", "inverse_cdf"), "train.sampler")
+    _check_positive(t.get("sampling_unroll", 0), "train.sampling_unroll", allow_zero=True)
     for name in ("eps", "start", "eps_min"):
         if not 0.0 <= s[name] <= 1.0:
             raise RnnlabError(f"train.schedule.{name}={s[name]!r} is not valid; it must be in [0, 1]")

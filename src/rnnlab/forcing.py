@@ -102,19 +102,21 @@ def eps_schedule(cfg) -> optax.Schedule:
 class Feedback(NamedTuple):
     """How the model's own prediction is fed back: ``kind`` sample | argmax | soft; ``temperature``
     of the softmax the token is drawn from (or of the soft mix); ``coin`` token | sequence; ``sampler``
-    gumbel | inverse_cdf (how a token is drawn: ``heads.get_head``)."""
+    gumbel | inverse_cdf (how a token is drawn: ``heads.get_head``); ``unroll`` > 0: the scan unroll of
+    the pass that only decides the fed tokens (``train.sampling_unroll``; 0: the model's ``unroll``)."""
 
     kind: str = "sample"
     temperature: float = 1.0
     coin: str = "token"
     sampler: str = "gumbel"
+    unroll: int = 0
 
 
 def feedback_options(cfg) -> Feedback:
     t = cfg.train
     kind = "soft" if t.mode == "soft_sampling" else t.feedback
     return Feedback(kind=kind, temperature=float(t.feedback_temperature), coin=t.coin,
-                    sampler=t.get("sampler", "gumbel"))
+                    sampler=t.get("sampler", "gumbel"), unroll=int(t.get("sampling_unroll", 0)))
 
 
 def feedback_forward(model: LanguageModel, params, carries, x, key, eps, fb: Feedback = Feedback(), *,
@@ -153,6 +155,7 @@ def feedback_unroll(cell, head, parts: dict, carries, x, key, eps, fb: Feedback 
     """
     B, T = x.shape[:2]
     head = with_sampler(head, fb.sampler)
+    unroll = fb.unroll or unroll
     k_coin, k_draw = jax.random.split(jax.random.fold_in(key, 1))
     u = jax.random.uniform(k_coin, (T, B) if fb.coin == "token" else (1, B))
     gold = jnp.broadcast_to(u < eps, (T, B)).at[0].set(True)
@@ -279,9 +282,10 @@ def forward_sampled_loss(fwd: Forward, params, carries, x, cond, y, mask, key, e
     masks. No gradient flows through a hard choice, so this is the same loss and the same gradients
     as differentiating the time-outer pass (tests/test_forcing.py), at about the cost of a
     teacher-forcing step plus one forward pass (docs/perf_notes.md). Soft feedback differentiates
-    through the mix and keeps the one-pass path."""
+    through the mix and keeps the one-pass path. Only the token pass runs at ``fb.unroll``
+    (``train.sampling_unroll``): it carries no gradient, and its tokens are the same for any unroll."""
     if fb.kind == "soft":
-        return forward_sampled_loss_one_pass(fwd, params, carries, x, cond, y, mask, key, eps, fb)
+        return forward_sampled_loss_one_pass(fwd, params, carries, x, cond, y, mask, key, eps, fb._replace(unroll=0))
     _, _, fed, gold = fwd.feedback(jax.lax.stop_gradient(params), carries, x, cond, key, eps, fb, train=True)
     logits, carries = fwd.teacher(params, carries, jax.lax.stop_gradient(fed), cond, key)
     loss, metrics = head_loss(fwd.head, logits, y, mask, eps, gold)

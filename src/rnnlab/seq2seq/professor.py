@@ -87,7 +87,8 @@ class Settings(NamedTuple):
 def settings(cfg) -> Settings:
     pf, t = cfg.train.professor, cfg.train
     return Settings(float(pf.weight), bool(pf.reverse), float(pf.train_below), float(pf.adversarial_above),
-                    Feedback(kind=t.feedback, temperature=float(t.feedback_temperature), coin=t.coin))
+                    Feedback(kind=t.feedback, temperature=float(t.feedback_temperature), coin=t.coin,
+                             sampler=t.get("sampler", "gumbel")))
 
 
 def generator_params(params: dict) -> dict:
