@@ -174,7 +174,11 @@ def parse_flags(argv=None):
 
 def main_wrapper(fn):
     """Run ``fn()``; RnnlabError, KeyboardInterrupt and a SIGTERM (``faults.Preempted``: exit 143)
-    become one line and a non-zero exit."""
+    become one line and a non-zero exit. First the process re-executes itself once with the heap
+    settings of ``heap.py`` (XLA's CPU buffers reused; ``RNNLAB_HEAP=default`` keeps glibc's own)."""
+    from .heap import reexec_with_heap_settings
+
+    reexec_with_heap_settings()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         return fn()
