@@ -42,6 +42,8 @@ flags.DEFINE_string("unrolls", "", "rnnlab scan unroll factors to compare (0 = f
 flags.DEFINE_string("dtypes", "float32", "rnnlab model.matmul_dtype values to compare")
 flags.DEFINE_string("samplers", "gumbel", "rnnlab ss rows: train.sampler values to compare (gumbel, inverse_cdf)")
 flags.DEFINE_bool("autodiff", False, "also time rnnlab with plain-autodiff backward of the recurrence")
+flags.DEFINE_string("torch_dtypes", "float32", "torch tf rows: float32 and/or float16 (a GPU only: cuDNN's persistent "
+                    "kernels, the strongest peer)")
 flags.DEFINE_bool("interleave", True, "time the rows of one size and cell block by block in turn (peers see the "
                   "same machine); --nointerleave: one row after another")
 flags.DEFINE_integer("seeds", 8, "seeds vmapped in the rnnlab_seeds rows")
@@ -78,6 +80,7 @@ def main():
                          min_block_s=FLAGS.min_block, torch_threads=FLAGS.torch_threads,
                          unrolls=ints(FLAGS.unrolls), autodiff=FLAGS.autodiff, seeds=FLAGS.seeds,
                          interleave=FLAGS.interleave,
+                         torch_dtypes=p(FLAGS.torch_dtypes, ("float32", "float16"), "--torch_dtypes"),
                          dtypes=p(FLAGS.dtypes, ("float32", "bfloat16"), "--dtypes"),
                          samplers=p(FLAGS.samplers, SAMPLERS, "--samplers"))  # heads.SAMPLERS
     env = bench.environment()

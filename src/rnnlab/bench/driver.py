@@ -52,7 +52,7 @@ def row_generator(impl, s, c, mode, kw, opts: Options):
         return rnnlab_row(s, size, c, mode, opts, seeds=opts.seeds, **kw)
     if impl == "flax":
         return flax_row(s, size, c, opts)
-    return torch_row(s, size, c, opts, loop=(impl == "torch_loop"))
+    return torch_row(s, size, c, opts, loop=(impl == "torch_loop"), **kw)
 
 
 def run_benchmark(sizes=("S",), cells=CELLS, impls=IMPLS, modes=MODES, opts: Options | None = None,

@@ -51,6 +51,7 @@ class Options:
     eval_steps: int = 0  # timed eval windows per repeat (0 = same as steps)
     min_block_s: float = 0.0  # lengthen timed blocks to at least this many seconds (0 = exactly `steps`)
     torch_threads: int = 0  # torch.set_num_threads for the torch rows (0 = torch's default)
+    torch_dtypes: tuple = ("float32",)  # torch tf rows: float32 and/or float16 (GPU only: cuDNN's persistent kernels)
     interleave: bool = True  # time the rows of one (size, cell) block by block in turn (timing.run_interleaved)
 
 
@@ -87,6 +88,8 @@ def plan(sizes, cells, impls, modes, opts: Options) -> list[tuple]:
                         if s in opts.seed_sizes:
                             rows.append((impl, s, c, mode, {"unroll": (opts.unrolls or (None,))[0],
                                                             "matmul_dtype": opts.dtypes[0]}))
+                    elif impl == "torch":
+                        rows += [(impl, s, c, mode, {"dtype": dt}) for dt in opts.torch_dtypes]
                     else:
                         rows.append((impl, s, c, mode, {}))
     return rows

@@ -30,7 +30,8 @@ def _mb(b):
 def headline(records, impl, size, cell, mode):
     """The first successful record of (impl, size, cell, mode): for rnnlab, the first variant asked for."""
     for r in records:
-        if (r["impl"], r["size"], r["cell"], r["mode"]) == (impl, size, cell, mode) and "error" not in r:
+        if (r["impl"], r["size"], r["cell"], r["mode"]) == (impl, size, cell, mode) and "error" not in r \
+                and r.get("torch_dtype", "float32") == "float32":
             return r
     return None
 
@@ -47,6 +48,10 @@ def add_ratios(records):
         if r["impl"] == "rnnlab" and r["mode"] == "tf":
             if torch_tf:
                 r["x_torch"] = r["tokens_per_sec"] / torch_tf["tokens_per_sec"]
+            fp16 = [q for q in records if (q["impl"], q["size"], q["cell"]) == ("torch", s, c) and "error" not in q
+                    and q.get("torch_dtype") == "float16"]
+            if fp16:
+                r["x_torch_fp16"] = r["tokens_per_sec"] / fp16[0]["tokens_per_sec"]
             if flax_tf:
                 r["x_flax"] = r["tokens_per_sec"] / flax_tf["tokens_per_sec"]
         if r["impl"] == "rnnlab" and r["mode"] == "ss":
@@ -72,7 +77,7 @@ def _fmt(v, kind="tps"):
     return str(v)
 
 
-RATIO_NAMES = (("x_torch", "torch"), ("x_flax", "flax"), ("ss_step_over_tf_step", "TF step"),
+RATIO_NAMES = (("x_torch", "torch"), ("x_torch_fp16", "torch fp16"), ("x_flax", "flax"), ("ss_step_over_tf_step", "TF step"),
                ("x_torch_loop", "torch loop"), ("step_over_one_seed", "one seed's step"))
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+from .. import RnnlabError
 from .timing import batches, record, run_alone, timed
 
 
@@ -18,19 +19,24 @@ def torch_available() -> bool:
     return True
 
 
-def bench_torch(size_name, size, cell, opts, *, loop: bool) -> dict:
+def bench_torch(size_name, size, cell, opts, *, loop: bool, dtype: str = "float32") -> dict:
     """Time one torch row alone (``torch_row``) -> its record."""
-    return run_alone(torch_row(size_name, size, cell, opts, loop=loop))
+    return run_alone(torch_row(size_name, size, cell, opts, loop=loop, dtype=dtype))
 
 
-def torch_row(size_name, size, cell, opts, *, loop: bool):
-    """The generator of one torch row (``timing.timed``). loop=False: nn.LSTM/GRU/RNN (cuDNN on GPU), teacher forcing. loop=True: a Python loop over
-    LSTMCell/GRUCell/RNNCell with scheduled sampling (coin per token, sample by Gumbel-max)."""
+def torch_row(size_name, size, cell, opts, *, loop: bool, dtype: str = "float32"):
+    """The generator of one torch row (``timing.timed``). loop=False: nn.LSTM/GRU/RNN (cuDNN on GPU),
+    teacher forcing. loop=True: a Python loop over LSTMCell/GRUCell/RNNCell with scheduled sampling
+    (coin per token, sample by Gumbel-max). dtype float16 (GPU only): the whole model in fp16, the loss
+    in fp32: the case in which cuDNN uses its persistent RNN kernels, the strongest peer."""
     import torch
     import torch.nn.functional as F
     from torch import nn
 
     cuda = torch.cuda.is_available()
+    if dtype == "float16" and not cuda:
+        raise RnnlabError("torch float16 rows need a GPU (cuDNN's persistent kernels); on a CPU use float32")
+    tdt = torch.float16 if dtype == "float16" else torch.float32
     dev = torch.device("cuda" if cuda else "cpu")
     if opts.torch_threads:
         torch.set_num_threads(opts.torch_threads)
@@ -56,12 +62,12 @@ def torch_row(size_name, size, cell, opts, *, loop: bool):
                 self.rnn = c(H, H, L, dropout=opts.dropout if L > 1 else 0.0)
             self.out = nn.Linear(H, V)
 
-    model = TorchLM().to(dev)
+    model = TorchLM().to(dev, dtype=tdt)
     opt = torch.optim.SGD(model.parameters(), lr=opts.lr)
     params = list(model.parameters())
 
     def zeros():
-        z = lambda: torch.zeros(L, B, H, device=dev)  # noqa: E731
+        z = lambda: torch.zeros(L, B, H, device=dev, dtype=tdt)  # noqa: E731
         return (z(), z()) if is_lstm else z()
 
     def detach(h):
@@ -105,7 +111,7 @@ def torch_row(size_name, size, cell, opts, *, loop: bool):
         i = state["i"] % 4
         model.train()
         logits, h = forward(xs[i], state["h"])
-        loss = F.cross_entropy(logits.reshape(-1, V), ys[i].reshape(-1))
+        loss = F.cross_entropy(logits.reshape(-1, V).float(), ys[i].reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, opts.clip)
@@ -146,6 +152,6 @@ def torch_row(size_name, size, cell, opts, *, loop: bool):
         eval_s, _, _ = yield from timed(erun, opts.eval_steps or opts.steps, opts.repeats, opts.min_block_s)
     peak = int(torch.cuda.max_memory_allocated()) if cuda else None
     impl, mode = ("torch_loop", "ss") if loop else ("torch", "tf")
-    variant = ("cell loop" if loop else "cuDNN" if cuda else "nn." + cell.upper())
+    variant = ("cell loop" if loop else "cuDNN" if cuda else "nn." + cell.upper()) + (" fp16" if dtype == "float16" else "")
     return record(impl, size_name, size, cell, mode, step_s, eval_s, max(first - step_s, 0.0), peak,
-                  variant=variant, timed_steps=timed_steps)
+                  variant=variant, timed_steps=timed_steps, torch_dtype=dtype)
