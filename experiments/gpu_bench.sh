@@ -1,6 +1,7 @@
 #!/bin/bash
 # The GPU numbers of docs/benchmarks.md, on one GPU machine with jax[cuda], flax, optax, torch (cuDNN).
-#   experiments/gpu_bench.sh bench OUT   # benchmark: all sizes, cells, implementations (~9 min on an H100)
+#   experiments/gpu_bench.sh bench OUT   # benchmark: all sizes, cells, implementations, both SS samplers, torch fp32 and
+#                                        # fp16 (cuDNN's persistent kernels) (~12 min on an H100)
 #   experiments/gpu_bench.sh bf16 OUT    # rnnlab teacher forcing with bf16 matmul operands, sizes M, L, W (~1.5 min)
 #   experiments/gpu_bench.sh e2e OUT     # Zaremba medium end to end (39 epochs) + ptb_small fp32 vs bf16
 # Results: OUT/benchmark*.json|md, OUT/summary_*.json (training run directories go to $TMPDIR).
@@ -12,7 +13,7 @@ mkdir -p "$out" "$tmp"
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 if [[ $what == bench || $what == all ]]; then
   python -m experiments.benchmark --sizes S,M,L,W --cells lstm,gru,rnn --unrolls 8 --steps 10 --repeats 3 --min_block 0.1 \
-    --warmup 2 --out "$tmp/bench"
+    --warmup 2 --samplers gumbel,inverse_cdf --torch_dtypes float32,float16 --out "$tmp/bench"
   cp "$tmp/bench/benchmark.json" "$out/benchmark.json"; cp "$tmp/bench/benchmark.md" "$out/benchmark.md"
 fi
 if [[ $what == bf16 || $what == all ]]; then
