@@ -9,8 +9,9 @@ generalisation); 2,000 train pairs, 1 x 64 units, 12 epochs (480 steps) of Adam:
     python -m experiments.sweep --config=configs/seq2seq_study.py --workdir=runs/seq2seq_study --vmap_seeds
     python -c "from rnnlab.seq2seq.study import study_tables; print(study_tables('runs/seq2seq_study'))"
 
-English -> French, reduced for the CPU (pairs of at most 4 words a side: 8,339 train pairs, vocabs
-1,640 / 2,048; 1 x 128 LSTM, 10 epochs; 5 modes x 3 seeds = 15 runs; data.name pinned on the command line):
+English -> French, reduced for the CPU (pairs of at most 4 words a side: 8,342 train pairs, vocabs
+1,643 / 2,064 with the study's data.seed; 1 x 128 LSTM, 10 epochs; 5 modes x 3 seeds = 15 runs;
+data.name pinned on the command line):
 
     python -m experiments.sweep --config=configs/seq2seq_study.py:fra_eng --config.data.name=fra_eng \\
         --config.model.cell=lstm --workdir=runs/seq2seq_study_fra --vmap_seeds
@@ -18,9 +19,9 @@ English -> French, reduced for the CPU (pairs of at most 4 words a side: 8,339 t
 One run:  python -m experiments.train --config=configs/seq2seq_study.py --workdir=runs/s2s_one \\
               --config.data.name=reverse --config.model.cell=gru --config.train.mode=professor_forcing
 
-The schedules fall from eps = 1 to about 0.05 over the run (configs/tf_vs_ss.py's rule); professor
-forcing uses the defaults of train.professor (weight 1, a 64-unit bidirectional GRU discriminator,
-Adam 1e-3, Lamb's gates 0.99 / 0.75). Wall times and the results: README, "Sequence to sequence".
+The schedules fall from eps = 1 over the run, the inverse sigmoid to 0.05 (configs/tf_vs_ss.py's rule),
+the linear one to 0; professor forcing uses the defaults of train.professor (weight 1, a 64-unit
+bidirectional GRU discriminator, Adam 1e-3, Lamb's gates 0.99 / 0.75). Wall times and the results: README, "Sequence to sequence".
 """
 import math
 
