@@ -63,7 +63,7 @@ def _recurrence_bwd(post, unroll, res, cts):
     d_carry, d_hs = cts
     # hm of every step in one [T*B, H] @ [H, G*H] matmul (the inputs h_{t-1} are all known now)
     hm = add_bias(hidden_matmul(prev.h, w_h), b_h)
-    w_t = w_h.T
+    w_t = jax.lax.optimization_barrier(w_h.T)  # a transposed copy made once, so the per-step dot is not an NT dot (slower on a CPU)
 
     def body(dc, inp):
         c_prev, x_t, hm_t, dh_t = inp
