@@ -21,7 +21,8 @@ One run:  python -m experiments.train --config=configs/seq2seq_study.py --workdi
 
 The schedules fall from eps = 1 over the run, the inverse sigmoid to 0.05 (configs/tf_vs_ss.py's rule),
 the linear one to 0; professor forcing uses the defaults of train.professor (weight 1, a 64-unit
-bidirectional GRU discriminator, Adam 1e-3, Lamb's gates 0.99 / 0.75). Wall times and the results: README, "Sequence to sequence".
+bidirectional GRU discriminator, Adam 1e-3, Lamb's gates 0.99 / 0.75). Wall times and the results:
+README, "Sequence to sequence".
 """
 import math
 

@@ -48,9 +48,10 @@ def bench_rnnlab(*args, **kw) -> dict:
 
 def rnnlab_row(size_name, size, cell, mode, opts, *, unroll=None, matmul_dtype="float32", autodiff=False,
                seeds: int = 0, eval_too: bool = True, sampler: str = "gumbel"):
-    """The generator of one rnnlab row (``timing.timed``; driven by run_alone or run_interleaved) -> record (timing.record) with variant 'unroll=U,DTYPE[,autodiff][,SAMPLER]'
-    (the sampler named when it is not the default gumbel), the eps the step reported, and for seeds > 0
-    impl 'rnnlab_seeds' with tokens/s x seeds."""
+    """The generator of one rnnlab row (``timing.timed``; driven by run_alone or run_interleaved) ->
+    record (timing.record) with variant 'unroll=U,DTYPE[,autodiff][,SAMPLER]' (the sampler named when it
+    is not the default gumbel), the eps the step reported, and for seeds > 0 impl 'rnnlab_seeds' with
+    tokens/s x seeds."""
     from .. import unroll as unroll_mod
     from ..output_to_hidden import make_model  # model.build_model, or model.cell=output_to_hidden's network
     from ..train import create_train_state, make_optimizer, make_train_step

@@ -6,10 +6,11 @@ A timed block runs n steps and ends with a device synchronisation; ``step_s`` is
 time / n; ``tokens_per_sec = B * T / step_s``.
 
 Interleaving. A row is written as a generator that yields a ``TimingRequest`` wherever it needs a
-timed loop (``step_s, n, blocks = yield from timed(run, ...)``) and returns its record. ``run_alone``
-answers each request with ``median_step`` (one row at a time); ``run_interleaved`` advances the rows of
-one comparison together and times their blocks in turn (block r of row 1, block r of row 2, ..., then
-block r + 1), so that on a shared machine a slow minute slows every peer alike and the ratios stay honest.
+timed loop (``step_s, n, blocks = yield from timed(run, ...)``) and returns its record.
+``run_interleaved`` advances the rows of one comparison together and times their blocks in turn
+(``time_in_turn``: block r of row 1, block r of row 2, ..., then block r + 1), so that on a shared machine
+a slow minute slows every peer alike and the ratios stay honest; ``run_alone`` and ``median_step`` are
+the one-row case.
 """
 from __future__ import annotations
 
@@ -32,15 +33,10 @@ def median_step(run_block, steps: int, repeats: int, min_block_s: float = 0.0,
     Blocks of ``steps`` steps, lengthened (up to 50x) until a block lasts ``min_block_s``, so that short
     steps are not timed over a few milliseconds (GPU clocks ramp up, launch jitter). ``blocks``: a
     list that receives every block's seconds per step (e.g. for the fastest block on a shared machine)."""
-    n = block_length(TimingRequest(run_block, steps, repeats, min_block_s))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        run_block(n)
-        times.append((time.perf_counter() - t0) / n)
+    step_s, n, times = time_in_turn([TimingRequest(run_block, steps, repeats, min_block_s)])[0]
     if blocks is not None:
         blocks.extend(times)
-    return statistics.median(times), n
+    return step_s, n
 
 
 @dataclasses.dataclass
@@ -71,16 +67,28 @@ def block_length(req: TimingRequest) -> int:
     return n
 
 
+def time_in_turn(reqs: list) -> list:
+    """Time several requests block by block in turn (``repeats`` rounds of one block each, a request
+    leaving the rounds once it has its ``repeats``) -> [(median seconds per step, steps per block,
+    every block's seconds per step)] in order. One request: ``median_step``."""
+    lengths = [block_length(r) for r in reqs]
+    times: list = [[] for _ in reqs]
+    for _ in range(max(r.repeats for r in reqs)):
+        for r, n, ts in zip(reqs, lengths, times):
+            if len(ts) < r.repeats:
+                t0 = time.perf_counter()
+                r.run(n)
+                ts.append((time.perf_counter() - t0) / n)
+    return [(statistics.median(ts), n, ts) for n, ts in zip(lengths, times)]
+
+
+def _reraise(i, e):
+    raise e
+
+
 def run_alone(gen):
-    """Drive one row's generator to its record, each timing request answered by ``median_step``."""
-    try:
-        req = next(gen)
-        while True:
-            blocks: list = []
-            step_s, n = median_step(req.run, req.steps, req.repeats, req.min_block_s, blocks)
-            req = gen.send((step_s, n, blocks))
-    except StopIteration as stop:
-        return stop.value
+    """Drive one row's generator to its record (``run_interleaved`` of one row; an error propagates)."""
+    return run_interleaved([gen], _reraise)[0]
 
 
 def run_interleaved(gens: list, on_error: Callable) -> list:
@@ -93,17 +101,9 @@ def run_interleaved(gens: list, on_error: Callable) -> list:
         _advance(i, g, None, pending, out, on_error)
     while pending:
         reqs = dict(pending)
-        lengths = {i: block_length(r) for i, r in reqs.items()}
-        times: dict = {i: [] for i in reqs}
-        for _ in range(max(r.repeats for r in reqs.values())):
-            for i, r in reqs.items():
-                if len(times[i]) < r.repeats:
-                    t0 = time.perf_counter()
-                    r.run(lengths[i])
-                    times[i].append((time.perf_counter() - t0) / lengths[i])
         pending.clear()
-        for i in reqs:
-            _advance(i, gens[i], (statistics.median(times[i]), lengths[i], times[i]), pending, out, on_error)
+        for i, answer in zip(reqs, time_in_turn(list(reqs.values()))):
+            _advance(i, gens[i], answer, pending, out, on_error)
     return out
 
 
