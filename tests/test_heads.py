@@ -55,8 +55,8 @@ def test_leading_axes_and_rows_are_independent():
 
 def test_sampler_choice():
     assert get_head("categorical").sample is CATEGORICAL.sample  # the default: jax.random.categorical
-    assert get_head("categorical", "inverse_cdf").sample is inverse_cdf_categorical
+    assert with_sampler(get_head("categorical"), "inverse_cdf").sample is inverse_cdf_categorical
     assert with_sampler(BERNOULLI, "inverse_cdf") is BERNOULLI  # one uniform per unit either way
     with pytest.raises(RnnlabError) as e:
-        get_head("categorical", "multinomial")
+        with_sampler(get_head("categorical"), "multinomial")
     assert "train.sampler" in str(e.value) and "inverse_cdf" in str(e.value)

@@ -262,11 +262,13 @@ def validate(cfg) -> None:
 
 
 def _validate_forcing(cfg) -> None:
+    from .heads import SAMPLERS
+
     t, s = cfg.train, cfg.train.schedule
     _check_choice(s.kind, SCHEDULES, "train.schedule.kind")
     _check_choice(t.feedback, ("sample", "argmax"), "train.feedback")
     _check_choice(t.coin, ("token", "sequence"), "train.coin")
-    _check_choice(t.get("sampler", "gumbel"), ("gumbel", "inverse_cdf"), "train.sampler")
+    _check_choice(t.get("sampler", "gumbel"), SAMPLERS, "train.sampler")
     _check_positive(t.get("sampling_unroll", 0), "train.sampling_unroll", allow_zero=True)
     for name in ("eps", "start", "eps_min"):
         if not 0.0 <= s[name] <= 1.0:

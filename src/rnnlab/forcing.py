@@ -113,10 +113,13 @@ class Feedback(NamedTuple):
 
 
 def feedback_options(cfg) -> Feedback:
+    """The ``Feedback`` of ``cfg.train``; ``train.sampling_unroll`` only where the token pass of two-pass
+    hard feedback exists (the sampled modes): every other pass carries gradients, at the model's unroll."""
     t = cfg.train
     kind = "soft" if t.mode == "soft_sampling" else t.feedback
+    token_pass = t.mode in SAMPLED_MODES and kind != "soft"  # two-pass: a no-gradient pass decides the tokens
     return Feedback(kind=kind, temperature=float(t.feedback_temperature), coin=t.coin,
-                    sampler=t.get("sampler", "gumbel"), unroll=int(t.get("sampling_unroll", 0)))
+                    sampler=t.get("sampler", "gumbel"), unroll=int(t.get("sampling_unroll", 0)) if token_pass else 0)
 
 
 def feedback_forward(model: LanguageModel, params, carries, x, key, eps, fb: Feedback = Feedback(), *,
@@ -282,10 +285,10 @@ def forward_sampled_loss(fwd: Forward, params, carries, x, cond, y, mask, key, e
     masks. No gradient flows through a hard choice, so this is the same loss and the same gradients
     as differentiating the time-outer pass (tests/test_forcing.py), at about the cost of a
     teacher-forcing step plus one forward pass (docs/perf_notes.md). Soft feedback differentiates
-    through the mix and keeps the one-pass path. Only the token pass runs at ``fb.unroll``
+    through the mix and keeps the one-pass path. The token pass runs at ``fb.unroll``
     (``train.sampling_unroll``): it carries no gradient, and its tokens are the same for any unroll."""
     if fb.kind == "soft":
-        return forward_sampled_loss_one_pass(fwd, params, carries, x, cond, y, mask, key, eps, fb._replace(unroll=0))
+        return forward_sampled_loss_one_pass(fwd, params, carries, x, cond, y, mask, key, eps, fb)
     _, _, fed, gold = fwd.feedback(jax.lax.stop_gradient(params), carries, x, cond, key, eps, fb, train=True)
     logits, carries = fwd.teacher(params, carries, jax.lax.stop_gradient(fed), cond, key)
     loss, metrics = head_loss(fwd.head, logits, y, mask, eps, gold)

@@ -102,17 +102,16 @@ def inverse_cdf_categorical(key, out, temperature):
     return token.reshape(lead).astype(jnp.int32)
 
 
-def get_head(name: str, sampler: str = "gumbel") -> Head:
-    """The head ``name``; ``sampler`` (``train.sampler``) chooses how the categorical head draws
-    (gumbel: ``jax.random.categorical``; inverse_cdf: ``inverse_cdf_categorical``, the same distribution);
-    a Bernoulli draw is one uniform per unit either way."""
+def get_head(name: str) -> Head:
     if name not in HEADS:
         raise RnnlabError(f"head {name!r} is not valid; allowed: {', '.join(sorted(HEADS))}")
-    return with_sampler(HEADS[name], sampler)
+    return HEADS[name]
 
 
 def with_sampler(head: Head, sampler: str) -> Head:
-    """``head`` drawing its samples with ``sampler`` (see ``get_head``)."""
+    """``head`` drawing its samples with ``sampler`` (``train.sampler``): gumbel, the head's own
+    (``jax.random.categorical``), or inverse_cdf (``inverse_cdf_categorical``, the same distribution) for
+    the categorical head; a Bernoulli draw is one uniform per unit either way."""
     if sampler not in SAMPLERS:
         raise RnnlabError(f"train.sampler={sampler!r} is not valid; allowed: {', '.join(SAMPLERS)}")
     if head.name == "categorical" and sampler == "inverse_cdf":

@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import optax
 
 from ..cells import get_cell
-from ..forcing import Feedback, Forward, head_loss, lm_forward
+from ..forcing import Feedback, Forward, feedback_options, head_loss, lm_forward
 from ..model import model_carries
 from ..optim import _global_norm
 from ..unroll import masked_unroll
@@ -85,10 +85,9 @@ class Settings(NamedTuple):
 
 
 def settings(cfg) -> Settings:
-    pf, t = cfg.train.professor, cfg.train
+    pf = cfg.train.professor
     return Settings(float(pf.weight), bool(pf.reverse), float(pf.train_below), float(pf.adversarial_above),
-                    Feedback(kind=t.feedback, temperature=float(t.feedback_temperature), coin=t.coin,
-                             sampler=t.get("sampler", "gumbel")))
+                    feedback_options(cfg))
 
 
 def generator_params(params: dict) -> dict:
