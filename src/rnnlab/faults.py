@@ -1,8 +1,8 @@
 """What a run does when something goes wrong: non-finite numbers, a full disk, a kill.
 
-* **Non-finite loss or gradient.** ``finite_step`` (``all_finite`` from the gradient norm) is computed inside the jitted step; every step
-  reports ``nonfinite`` (0 or 1) in its metrics. By default (``train.skip_nonfinite=False``) the
-  loop hands these flags to a ``NonFiniteGuard``, which checks them (one host transfer) before
+* **Non-finite loss or gradient.** ``finite_step`` (read from the gradient norm) is computed inside
+  the jitted step; every step reports ``nonfinite`` (0 or 1) in its metrics. By default
+  (``train.skip_nonfinite=False``) the loop hands these flags to a ``NonFiniteGuard``, which checks them (one host transfer) before
   anything is logged, evaluated or saved and raises ``Diverged`` naming the first bad step: the
   run stops, its last checkpoint (saved before the bad step) stays the last good one, and
   summary.json gets ``status: diverged``. With ``train.skip_nonfinite=True`` the optimizer is
@@ -55,17 +55,12 @@ class Diverged(RnnlabError):
         self.step = step
 
 
-def all_finite(*trees) -> jax.Array:
-    """True (a traced bool scalar) when every leaf of every tree is finite."""
-    leaves = [leaf for t in trees for leaf in jax.tree_util.tree_leaves(t)]
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
-
-
 def finite_step(loss, grad_norm) -> jax.Array:
-    """``all_finite(loss, grads)`` from the global gradient norm the step computes anyway: a NaN or an
-    inf anywhere in the gradients makes their norm NaN or inf, so no other pass over every gradient is
-    needed (it cost ~2% of a CPU step at size S, docs/perf_notes.md). One case more counts as non-finite:
-    finite gradients whose sum of squares overflows float32 (|g| ~ 1e19), whose clipped update is 0."""
+    """True (a traced bool scalar) when the loss and every gradient are finite, read from the global
+    gradient norm the step computes anyway: a NaN or an inf anywhere in the gradients makes their norm
+    NaN or inf, so no other pass over every gradient is needed (it cost ~2% of a CPU step at size S,
+    docs/perf_notes.md). One case more counts as non-finite: finite gradients whose sum of squares
+    overflows float32 (|g| ~ 1e19), whose clipped update is 0."""
     return jnp.isfinite(loss) & jnp.isfinite(grad_norm)
 
 

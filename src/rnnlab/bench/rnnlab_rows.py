@@ -29,8 +29,7 @@ def rnnlab_config(size: Size, cell: str, mode: str, opts: Options, unroll: int |
     if mode == "ss":  # Bengio et al.: a coin per token, a sample from softmax(logits); eps held constant
         t.mode = "scheduled_sampling"
         t.schedule.kind, t.schedule.eps, t.schedule.warmup_steps = "constant", opts.eps, 0
-        if sampler != "gumbel":
-            t.sampler = sampler
+        t.sampler = sampler
     return cfg
 
 
