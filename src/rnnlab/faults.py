@@ -2,13 +2,13 @@
 
 * **Non-finite loss or gradient.** ``finite_step`` (read from the gradient norm) is computed inside
   the jitted step; every step reports ``nonfinite`` (0 or 1) in its metrics. By default
-  (``train.skip_nonfinite=False``) the loop hands these flags to a ``NonFiniteGuard``, which checks them (one host transfer) before
-  anything is logged, evaluated or saved and raises ``Diverged`` naming the first bad step: the
-  run stops, its last checkpoint (saved before the bad step) stays the last good one, and
-  summary.json gets ``status: diverged``. With ``train.skip_nonfinite=True`` the optimizer is
-  wrapped in ``optax.apply_if_finite``: a bad update is skipped (parameters, optimizer state and
-  carries unchanged; its loss is left out of the train metrics) and counted; more than
-  ``train.max_skips_in_a_row`` skips in a row is a divergence too.
+  (``train.skip_nonfinite=False``) the loop hands these flags to a ``NonFiniteGuard``, which checks
+  them (one host transfer) before anything is logged, evaluated or saved and raises ``Diverged``
+  naming the first bad step: the run stops, its last checkpoint (saved before the bad step) stays
+  the last good one, and summary.json gets ``status: diverged``. With ``train.skip_nonfinite=True``
+  the optimizer is wrapped in ``optax.apply_if_finite``: a bad update is skipped (parameters,
+  optimizer state and carries unchanged; its loss is left out of the train metrics) and counted;
+  more than ``train.max_skips_in_a_row`` skips in a row is a divergence too.
 * **Full disk / failed writes.** ``io_error_message`` turns an OSError or orbax/tensorstore's
   ``RESOURCE_EXHAUSTED ... No space left on device`` into one line.
 * **SIGTERM** (what schedulers send before they kill): inside ``preemptible()`` (train_and_evaluate)
